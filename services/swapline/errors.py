@@ -1,0 +1,30 @@
+"""Domain errors. The gRPC runtime maps each class to a status code."""
+
+
+class SwaplineError(Exception):
+    """Base class of every error swapline reports to a user."""
+
+
+class InvalidInputError(SwaplineError):
+    """The input is malformed, unsupported or outside the limits."""
+
+
+class MediaError(InvalidInputError):
+    """A media file or buffer cannot be read."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class NotFoundError(SwaplineError):
+    """A named thing (model, job, file) does not exist."""
+
+
+class PermissionDeniedError(SwaplineError):
+    """A path or resource is outside what the caller may use."""
+
+
+class ResourceExhaustedError(SwaplineError):
+    """The server is at capacity; retry later."""

@@ -1,0 +1,24 @@
+"""Media input: decode anything ffmpeg reads, one frame at a time."""
+
+from swapline.media._image import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    decode_image,
+    encode_image,
+    probe_image_size,
+    to_bgr8,
+)
+from swapline.media._reader import Frame, MediaInfo, MediaReader, open_media
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "Frame",
+    "MediaInfo",
+    "MediaReader",
+    "decode_image",
+    "encode_image",
+    "open_media",
+    "probe_image_size",
+    "to_bgr8",
+]

@@ -1,0 +1,237 @@
+"""Streaming media input: videos through PyAV (ffmpeg), still images as one frame."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from swapline.errors import MediaError
+from swapline.media._image import (
+    DEFAULT_MAX_PIXELS,
+    check_pixels,
+    decode_image,
+    image_format,
+    probe_image_size,
+)
+
+MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame, BGR uint8, upright (rotation metadata applied)."""
+
+    index: int
+    pts: int | None
+    time_base: Fraction
+    image: np.ndarray = field(repr=False)
+
+    @property
+    def time_s(self) -> float:
+        return float((self.pts or 0) * self.time_base)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What is known about an input before decoding it."""
+
+    path: str
+    kind: str  # "video" or "image"
+    width: int  # upright, after rotation
+    height: int
+    rotation: int  # counter-clockwise degrees applied to decoded frames
+    frame_count: int  # 0 when the container does not say
+    time_base: Fraction
+    average_rate: Fraction | None
+    duration_s: float
+    codec: str
+    audio_streams: int
+
+
+class MediaReader:
+    """Opens a video or image file and yields its frames one at a time.
+
+    Nothing but the current frame is held, so memory does not grow with the
+    length of the video. Audio is not decoded: it stays in the file for
+    passthrough by the encoder.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.path = str(path)
+        self._max_pixels = max_pixels
+        self._container: av.container.InputContainer | None = None
+        self._image_bytes: bytes | None = None
+        self._decoded: Iterator[av.VideoFrame] = iter(())
+        self._first: av.VideoFrame | None = None
+        self.info = self._open()
+
+    def _open(self) -> MediaInfo:
+        source = self.path
+        try:
+            size = Path(source).stat().st_size
+        except FileNotFoundError:
+            raise MediaError(source, "no such file") from None
+        except OSError as exc:
+            raise MediaError(source, exc.strerror or str(exc)) from None
+        if Path(source).is_dir():
+            raise MediaError(source, "is a directory")
+        if size == 0:
+            raise MediaError(source, "empty file")
+        with open(source, "rb") as fh:
+            head = fh.read(64)
+        if image_format(head) is not None:
+            return self._open_image(size)
+        return self._open_video()
+
+    def _open_image(self, size: int) -> MediaInfo:
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise MediaError(self.path, f"image file of {size} bytes is too large")
+        data = Path(self.path).read_bytes()
+        width, height = probe_image_size(data, self.path)
+        check_pixels(width, height, self._max_pixels, self.path)
+        self._image_bytes = data
+        return MediaInfo(
+            path=self.path,
+            kind="image",
+            width=width,
+            height=height,
+            rotation=0,
+            frame_count=1,
+            time_base=Fraction(1, 1),
+            average_rate=None,
+            duration_s=0.0,
+            codec=image_format(data[:16]) or "",
+            audio_streams=0,
+        )
+
+    def _open_video(self) -> MediaInfo:
+        try:
+            container = av.open(self.path, mode="r")
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise MediaError(self.path, _ffmpeg_reason(exc)) from None
+        self._container = container
+        try:
+            return self._probe_video(container)
+        except BaseException:
+            self.close()
+            raise
+
+    def _probe_video(self, container: av.container.InputContainer) -> MediaInfo:
+        if not container.streams.video:
+            raise MediaError(self.path, "no video stream")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        check_pixels(width, height, self._max_pixels, self.path)
+        stream.thread_type = "AUTO"
+        # The first frame tells the rotation and proves the stream decodes
+        # before anyone starts work on it; it is kept for frames().
+        self._decoded = container.decode(stream)
+        try:
+            self._first = next(self._decoded, None)
+        except av.error.FFmpegError as exc:
+            raise MediaError(self.path, _ffmpeg_reason(exc)) from None
+        if self._first is None:
+            raise MediaError(self.path, "no decodable video frames (truncated or corrupt)")
+        rotation = _frame_rotation(self._first)
+        if rotation in (90, 270):
+            width, height = height, width
+        time_base = Fraction(stream.time_base or Fraction(1, 90000))
+        duration_s = 0.0
+        if stream.duration is not None:
+            duration_s = float(stream.duration * time_base)
+        elif container.duration is not None:
+            duration_s = container.duration / av.time_base
+        frame_count = stream.frames or 0
+        if not frame_count and stream.average_rate and duration_s:
+            frame_count = round(duration_s * float(stream.average_rate))
+        return MediaInfo(
+            path=self.path,
+            kind="video",
+            width=width,
+            height=height,
+            rotation=rotation,
+            frame_count=frame_count,
+            time_base=time_base,
+            average_rate=Fraction(stream.average_rate) if stream.average_rate else None,
+            duration_s=duration_s,
+            codec=stream.codec_context.name,
+            audio_streams=len(container.streams.audio),
+        )
+
+    def frames(self) -> Iterator[Frame]:
+        """Decoded frames in presentation order, each with its exact timestamp.
+
+        A reader yields its frames once.
+        """
+        if self._image_bytes is not None:
+            image = decode_image(self._image_bytes, self.path, self._max_pixels)
+            yield Frame(index=0, pts=0, time_base=Fraction(1, 1), image=image)
+            return
+        if self._container is None or self._first is None:
+            raise MediaError(self.path, "reader is closed or already consumed")
+        av_frame: av.VideoFrame | None = self._first
+        self._first = None
+        index = 0
+        try:
+            while av_frame is not None:
+                image = av_frame.to_ndarray(format="bgr24")
+                rotation = _frame_rotation(av_frame)
+                if rotation:
+                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+                yield Frame(
+                    index=index,
+                    pts=av_frame.pts,
+                    time_base=Fraction(av_frame.time_base or self.info.time_base),
+                    image=image,
+                )
+                index += 1
+                av_frame = next(self._decoded, None)
+        except av.error.FFmpegError as exc:
+            raise MediaError(self.path, f"{_ffmpeg_reason(exc)} at frame {index}") from None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> MediaReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_media(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaReader:
+    """Opens a video or still image for streaming decode; raises MediaError."""
+    return MediaReader(path, max_pixels)
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return f"cannot decode ({exc.strerror.lower()})"
+    return f"cannot decode ({exc})"
+
+
+def _normalise_rotation(degrees: float) -> int:
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _frame_rotation(frame: av.VideoFrame) -> int:
+    """Counter-clockwise degrees to turn the decoded picture upright.
+
+    The display matrix rotates the picture counter-clockwise by ``rotation``
+    degrees (a phone's portrait clip says -90), as players do.
+    """
+    return _normalise_rotation(getattr(frame, "rotation", 0) or 0)
