@@ -41,8 +41,14 @@ def _extract(args: argparse.Namespace) -> int:
     )
 
     def progress(total: int, desc: str) -> Any:
-        return tqdm(total=total or None, desc=desc, unit="frame", disable=args.quiet,
-                    file=sys.stderr, dynamic_ncols=True)
+        return tqdm(
+            total=total or None,
+            desc=desc,
+            unit="frame",
+            disable=args.quiet,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     summary = extract(args.inputs, args.out, options, progress, overwrite=args.overwrite)
     for source in summary.sources:
@@ -62,9 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     from swapline.runtime.server import run_server
 
     config = ServerConfig.from_env(args.service)
-    config = config.with_overrides(
-        port=args.port, metrics_port=args.metrics_port, host=args.host
-    )
+    config = config.with_overrides(port=args.port, metrics_port=args.metrics_port, host=args.host)
     run_server(config)
     return 0
 
@@ -86,16 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--size", type=int, default=256, help="crop size in pixels (64..512)")
     ex.add_argument("--face-type", choices=["whole", "full"], default="whole")
     ex.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame")
-    ex.add_argument("--select", type=_check_select, default="largest",
-                    help="largest, all, or ref=IMAGE (the face nearest that person)")
+    ex.add_argument(
+        "--select",
+        type=_check_select,
+        default="largest",
+        help="largest, all, or ref=IMAGE (the face nearest that person)",
+    )
     ex.add_argument("--detector", choices=["hog", "cnn"], default="hog")
-    ex.add_argument("--max-side", type=int, default=640,
-                    help="downscale frames to this long side for detection")
-    ex.add_argument("--upsample", type=int, default=None,
-                    help="times to double small frames (default: automatic)")
+    ex.add_argument(
+        "--max-side", type=int, default=640, help="downscale frames to this long side for detection"
+    )
+    ex.add_argument(
+        "--upsample",
+        type=int,
+        default=None,
+        help="times to double small frames (default: automatic)",
+    )
     ex.add_argument("--min-face-size", type=float, default=0.0, metavar="PX")
-    ex.add_argument("--smoothing", type=float, default=0.5,
-                    help="temporal landmark smoothing, 0 (off) .. 1")
+    ex.add_argument(
+        "--smoothing", type=float, default=0.5, help="temporal landmark smoothing, 0 (off) .. 1"
+    )
     ex.add_argument("--format", choices=["jpeg", "png"], default="jpeg", help="crop format")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing faceset")
     ex.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -236,8 +236,9 @@ def extract(
         summary = ExtractSummary(
             Path(out),
             [
-                SourceSummary(str(r.path), r.info.kind, r.info.width, r.info.height,
-                              r.info.frame_count)
+                SourceSummary(
+                    str(r.path), r.info.kind, r.info.width, r.info.height, r.info.frame_count
+                )
                 for r in readers
             ],
         )
@@ -276,15 +277,16 @@ def extract(
             reader.close()
 
 
-def reference_embedding(path: str | os.PathLike[str], detector: DetectorConfig | None = None) -> np.ndarray:
+def reference_embedding(
+    path: str | os.PathLike[str], detector: DetectorConfig | None = None
+) -> np.ndarray:
     """The face embedding of the largest face in the first frame of ``path``."""
     with open_media(path) as reader:
         frame = next(reader.frames())
-    session = AlignSession(AlignOptions(with_crop=False, with_mask=False, embeddings=True,
-                                        smoothing=0.0))
-    faces = analyse_frame(
-        frame, FaceDetector(detector), session, Selection(SelectMode.LARGEST)
+    session = AlignSession(
+        AlignOptions(with_crop=False, with_mask=False, embeddings=True, smoothing=0.0)
     )
+    faces = analyse_frame(frame, FaceDetector(detector), session, Selection(SelectMode.LARGEST))
     if not faces or faces[0].embedding is None:
         raise InvalidInputError(f"{path}: no face found in the reference image")
     return faces[0].embedding

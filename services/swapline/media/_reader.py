@@ -70,6 +70,7 @@ class MediaReader:
         self._image_bytes: bytes | None = None
         self._decoded: Iterator[av.VideoFrame] = iter(())
         self._first: av.VideoFrame | None = None
+        self._declared_frames = 0  # exact count from the container's index, if any
         self.info = self._open()
 
     def _open(self) -> MediaInfo:
@@ -148,7 +149,7 @@ class MediaReader:
             duration_s = float(stream.duration * time_base)
         elif container.duration is not None:
             duration_s = container.duration / av.time_base
-        frame_count = stream.frames or 0
+        frame_count = self._declared_frames = stream.frames or 0
         if not frame_count and stream.average_rate and duration_s:
             frame_count = round(duration_s * float(stream.average_rate))
         return MediaInfo(
@@ -195,6 +196,10 @@ class MediaReader:
                 av_frame = next(self._decoded, None)
         except av.error.FFmpegError as exc:
             raise MediaError(self.path, f"{_ffmpeg_reason(exc)} at frame {index}") from None
+        if self._declared_frames and index < self._declared_frames:
+            raise MediaError(
+                self.path, f"truncated: decoded {index} of {self._declared_frames} frames"
+            )
 
     def close(self) -> None:
         if self._container is not None:
@@ -225,7 +230,7 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 
 def _normalise_rotation(degrees: float) -> int:
-    return int(round(degrees / 90.0)) * 90 % 360
+    return round(degrees / 90.0) * 90 % 360
 
 
 def _frame_rotation(frame: av.VideoFrame) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import cv2
 import dlib
@@ -51,8 +51,8 @@ MIN_CROP_SIZE = 64
 MAX_CROP_SIZE = 512
 
 
-class FaceType(str, Enum):
-    FULL = "full"    # brows to chin
+class FaceType(StrEnum):
+    FULL = "full"  # brows to chin
     WHOLE = "whole"  # FULL plus forehead
 
 
@@ -111,7 +111,9 @@ def frame_to_crop_matrix(landmarks: np.ndarray, size: int, face_type: FaceType) 
 
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """The affine map x -> outer(inner(x))."""
-    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
+    return np.hstack(
+        [outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]]
+    )
 
 
 def hull_mask(crop_landmarks: np.ndarray, size: int, face_type: FaceType) -> np.ndarray:
@@ -131,16 +133,16 @@ def hull_mask(crop_landmarks: np.ndarray, size: int, face_type: FaceType) -> np.
         points = np.vstack([crop_landmarks, brows + up * lift])
     mask = np.zeros((size, size), np.uint8)
     hull = cv2.convexHull(np.round(points * 16).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
+    cv2.fillConvexPoly(mask, hull, (255,), lineType=cv2.LINE_AA, shift=4)
     return mask
 
 
 @dataclass(frozen=True)
 class AlignedCrop:
-    crop: np.ndarray | None     # size x size x 3, BGR uint8
-    mask: np.ndarray | None     # size x size, uint8
-    frame_to_crop: np.ndarray   # 2x3
-    crop_to_frame: np.ndarray   # 2x3
+    crop: np.ndarray | None  # size x size x 3, BGR uint8
+    mask: np.ndarray | None  # size x size, uint8
+    frame_to_crop: np.ndarray  # 2x3
+    crop_to_frame: np.ndarray  # 2x3
     crop_landmarks: np.ndarray  # 68x2
 
 
@@ -211,8 +213,8 @@ def face_embedding(
     image: np.ndarray, landmarks: np.ndarray, origin: tuple[float, float] = (0.0, 0.0)
 ) -> np.ndarray:
     """dlib's 128-D face embedding (distances below ~0.6 mean the same person)."""
-    local = landmarks - np.asarray(origin, np.float64)
-    points = dlib.points([dlib.point(round(x), round(y)) for x, y in local])
+    local: np.ndarray = landmarks - np.asarray(origin, np.float64)
+    points = dlib.points([dlib.point(round(float(x)), round(float(y))) for x, y in local])
     left, top = local.min(0)
     right, bottom = local.max(0)
     rect = dlib.rectangle(round(left), round(top), round(right), round(bottom))
@@ -279,7 +281,7 @@ class AlignedFace:
     frame_index: int
     face_index: int
     track_id: int
-    landmarks: np.ndarray      # frame coordinates, smoothed along the track
+    landmarks: np.ndarray  # frame coordinates, smoothed along the track
     raw_landmarks: np.ndarray  # as measured in this frame
     aligned: AlignedCrop
     box: tuple[float, float, float, float]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ from swapline import dlib_models
 from swapline.errors import InvalidInputError
 
 
-class DetectorModel(str, Enum):
+class DetectorModel(StrEnum):
     HOG = "hog"
     CNN = "cnn"
 
@@ -126,7 +126,9 @@ class FaceDetector:
                 faces.append(det)
         return faces
 
-    def _run(self, rgb: np.ndarray, upsample: int) -> list[tuple[float, float, float, float, float]]:
+    def _run(
+        self, rgb: np.ndarray, upsample: int
+    ) -> list[tuple[float, float, float, float, float]]:
         if self.config.model is DetectorModel.CNN:
             cnn = dlib_models.per_thread(dlib_models.CNN_DETECTOR)
             return [

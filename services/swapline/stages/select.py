@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from swapline.errors import InvalidInputError
 SAME_PERSON_DISTANCE = 0.6
 
 
-class SelectMode(str, Enum):
+class SelectMode(StrEnum):
     LARGEST = "largest"
     ALL = "all"
     REFERENCE = "ref"

@@ -59,7 +59,7 @@ class OneEuroFilter:
 def smoothing_parameters(smoothing: float) -> tuple[float, float]:
     """(min_cutoff in cycles/frame, beta) for a 0..1 smoothing strength."""
     strength = min(max(smoothing, 0.0), 1.0)
-    min_cutoff = 0.5 * (0.02 / 0.5) ** strength  # 0.5 (none) .. 0.02 (strong)
+    min_cutoff = 0.3 * (0.01 / 0.3) ** strength  # 0.3 (light) .. 0.01 (strong)
     beta = 1.0
     return min_cutoff, beta
 
@@ -118,9 +118,7 @@ class FaceTracker:
         self._next_id = 0
         self._last_time: float | None = None
 
-    def update(
-        self, time: float, faces: list[tuple[np.ndarray, np.ndarray]]
-    ) -> list[TrackedFace]:
+    def update(self, time: float, faces: list[tuple[np.ndarray, np.ndarray]]) -> list[TrackedFace]:
         """``faces``: (box [l, t, r, b], landmarks 68x2) per face, frame pixels.
         ``time`` counts frames (the frame index). Returns one result per face,
         in input order."""

@@ -1,0 +1,172 @@
+"""Server interceptor: per-RPC metrics, request size limit, and the mapping
+from domain errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from swapline.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    SwaplineError,
+)
+from swapline.runtime import metrics
+
+log = logging.getLogger(__name__)
+
+_STATUS_BY_ERROR: list[tuple[type[SwaplineError], grpc.StatusCode]] = [
+    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+]
+
+
+def status_for(error: BaseException) -> grpc.StatusCode:
+    for kind, code in _STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+class _Call:
+    """Bookkeeping for one RPC: metrics and the status it ended with."""
+
+    def __init__(self, service: str, method: str) -> None:
+        self.service = service
+        self.method = method
+        self.code = grpc.StatusCode.OK
+        self.start = time.perf_counter()
+        metrics.RPC_IN_FLIGHT.labels(service, method).inc()
+
+    def finish(self, context: grpc.aio.ServicerContext) -> None:
+        code = context.code() if self.code is grpc.StatusCode.OK else self.code
+        if isinstance(code, int) or code is None:
+            code = grpc.StatusCode.OK if not code else grpc.StatusCode.UNKNOWN
+        name = code.name
+        metrics.RPC_IN_FLIGHT.labels(self.service, self.method).dec()
+        metrics.RPC_REQUESTS.labels(self.service, self.method, name).inc()
+        if code is not grpc.StatusCode.OK:
+            metrics.RPC_ERRORS.labels(self.service, self.method, name).inc()
+        metrics.RPC_LATENCY.labels(self.service, self.method).observe(
+            time.perf_counter() - self.start
+        )
+
+
+class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every handler of a server.
+
+    * counts requests, errors and in-flight calls, times each call;
+    * refuses requests larger than ``max_message_bytes`` with INVALID_ARGUMENT;
+    * turns SwaplineError subclasses into their status codes and any other
+      exception into INTERNAL (logged with its traceback), so the server
+      never dies of a bad request.
+    """
+
+    def __init__(self, service: str, max_message_bytes: int) -> None:
+        self.service = service
+        self.max_message_bytes = max_message_bytes
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, streaming_request=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method, streaming_request=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, streaming_request=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._streaming(handler.stream_stream, method, streaming_request=True),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _check_size(self, request: Any) -> None:
+        if isinstance(request, Message):
+            size = request.ByteSize()
+            if size > self.max_message_bytes:
+                raise InvalidInputError(
+                    f"request of {size} bytes exceeds the limit of {self.max_message_bytes} bytes"
+                )
+
+    def _checked_stream(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async def checked() -> AsyncIterator[Any]:
+            async for request in requests:
+                self._check_size(request)
+                yield request
+
+        return checked()
+
+    async def _fail(
+        self, call: _Call, context: grpc.aio.ServicerContext, error: BaseException
+    ) -> None:
+        call.code = status_for(error)
+        if call.code is grpc.StatusCode.INTERNAL:
+            log.error("%s/%s failed", self.service, call.method, exc_info=error)
+            await context.abort(call.code, "internal error")
+        log.info("%s/%s: %s: %s", self.service, call.method, call.code.name, error)
+        await context.abort(call.code, str(error))
+
+    def _unary(self, behavior: Any, method: str, streaming_request: bool) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(self.service, method)
+            try:
+                if streaming_request:
+                    request = self._checked_stream(request)
+                else:
+                    self._check_size(request)
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._fail(call, context, exc)
+            finally:
+                call.finish(context)
+
+        return wrapper
+
+    def _streaming(self, behavior: Any, method: str, streaming_request: bool) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(self.service, method)
+            try:
+                if streaming_request:
+                    request = self._checked_stream(request)
+                else:
+                    self._check_size(request)
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._fail(call, context, exc)
+            finally:
+                call.finish(context)
+
+        return wrapper

@@ -1,0 +1,56 @@
+"""Prometheus metrics shared by every stage server."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+RPC_REQUESTS = Counter(
+    "swapline_rpc_requests_total",
+    "Finished RPCs by service, method and status code.",
+    ["service", "method", "code"],
+)
+RPC_ERRORS = Counter(
+    "swapline_rpc_errors_total",
+    "RPCs that ended with a status other than OK.",
+    ["service", "method", "code"],
+)
+RPC_LATENCY = Histogram(
+    "swapline_rpc_latency_seconds",
+    "Time from an RPC's arrival to its end.",
+    ["service", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+RPC_IN_FLIGHT = Gauge(
+    "swapline_rpc_in_flight",
+    "RPCs being handled now.",
+    ["service", "method"],
+)
+STAGE_QUEUE_DEPTH = Gauge(
+    "swapline_stage_queue_depth",
+    "Requests waiting for a stage worker thread.",
+    ["service"],
+)
+STAGE_BUSY_WORKERS = Gauge(
+    "swapline_stage_busy_workers",
+    "Stage worker threads doing work now.",
+    ["service"],
+)
+STAGE_ITEMS = Counter(
+    "swapline_stage_items_total",
+    "Frames or faces a stage has processed.",
+    ["service", "item"],
+)
+STAGE_BATCH_SIZE = Histogram(
+    "swapline_stage_batch_size",
+    "Frames or faces per request.",
+    ["service"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+STAGE_SECONDS = Histogram(
+    "swapline_stage_work_seconds",
+    "Time a worker spends on one request's stage work.",
+    ["service"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -1,0 +1,187 @@
+"""Server bootstrap: one asyncio gRPC server per process with health,
+reflection, Prometheus metrics, the stage interceptor and graceful shutdown.
+
+SIGTERM (or SIGINT) sets every health status to NOT_SERVING, waits
+``shutdown_delay`` so load balancers stop sending, then stops accepting calls
+and gives in-flight calls up to ``drain_seconds`` to finish before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable, Sized
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from swapline.errors import InvalidInputError
+from swapline.runtime import metrics
+from swapline.runtime.config import ServerConfig
+from swapline.runtime.interceptors import StageInterceptor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class StageWorkers:
+    """The thread pool that runs a stage's CPU work off the event loop, with
+    queue-depth and busy-worker gauges."""
+
+    def __init__(self, service: str, workers: int) -> None:
+        self.service = service
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=service)
+        self._queued = metrics.STAGE_QUEUE_DEPTH.labels(service)
+        self._busy = metrics.STAGE_BUSY_WORKERS.labels(service)
+        self._seconds = metrics.STAGE_SECONDS.labels(service)
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        self._queued.inc()
+        queued = True
+
+        def task() -> T:
+            nonlocal queued
+            self._queued.dec()
+            queued = False
+            self._busy.inc()
+            start = time.perf_counter()
+            try:
+                return work(*args)
+            finally:
+                self._seconds.observe(time.perf_counter() - start)
+                self._busy.dec()
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, task)
+        finally:
+            if queued:  # cancelled before a worker picked it up
+                self._queued.dec()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class ServiceBinding:
+    """What a service module hands the runtime: its fully qualified gRPC
+    service name and a function that registers its servicer."""
+
+    name: str
+    register: Callable[[grpc.aio.Server], None]
+    close: Callable[[], None] = lambda: None
+
+
+ServiceFactory = Callable[[ServerConfig, StageWorkers], ServiceBinding]
+
+
+def _factory(service: str) -> ServiceFactory:
+    if service == "detector":
+        from swapline.services.detector import binding
+
+        return binding
+    if service == "aligner":
+        from swapline.services.aligner import binding as aligner_binding
+
+        return aligner_binding
+    raise ValueError(f"unknown service {service!r}")
+
+
+class StageServer:
+    """A started server; ``port`` is the bound gRPC port (useful with port 0)."""
+
+    def __init__(self, config: ServerConfig, factory: ServiceFactory | None = None) -> None:
+        self.config = config
+        self.workers = StageWorkers(config.service, config.workers)
+        self.binding = (factory or _factory(config.service))(config, self.workers)
+        self.server = grpc.aio.server(
+            interceptors=[StageInterceptor(config.service, config.max_message_bytes)],
+            options=config.grpc_options(),
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.binding.register(self.server)
+        reflection.enable_server_reflection(
+            [self.binding.name, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {config.host}:{config.port}")
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", self.binding.name):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self) -> None:
+        """NOT_SERVING, wait, drain in-flight calls, release the workers."""
+        await self.health.enter_graceful_shutdown()
+        if self.config.shutdown_delay > 0:
+            await asyncio.sleep(self.config.shutdown_delay)
+        await self.server.stop(self.config.drain_seconds)
+        self.workers.shutdown()
+        self.binding.close()
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(config: ServerConfig, ready: Callable[[StageServer], None] | None = None) -> None:
+    """Runs a stage server until SIGTERM or SIGINT, then drains and returns."""
+    server = StageServer(config)
+    await server.start()
+    log.info(
+        "%s serving on %s:%d, metrics on :%d",
+        config.service,
+        config.host,
+        server.port,
+        config.metrics_port,
+    )
+    if ready is not None:
+        ready(server)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()
+    log.info("%s shutting down: draining in-flight calls", config.service)
+    await server.stop()
+    log.info("%s stopped", config.service)
+
+
+def run_server(config: ServerConfig) -> None:
+    """Entry point of ``swapline serve``: metrics endpoint plus gRPC server."""
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    asyncio.run(serve(config))
+
+
+def require_pixel_budget(images: Iterable[Any], config: ServerConfig) -> None:
+    """Refuses a request whose images together declare more pixels than
+    ``max_request_pixels``, before any of them is decoded."""
+    total = sum(int(image.width) * int(image.height) for image in images)
+    if total > config.max_request_pixels:
+        raise InvalidInputError(
+            f"request declares {total} pixels, over the limit of {config.max_request_pixels}"
+        )
+
+
+def require_batch(items: Sized, config: ServerConfig, what: str) -> int:
+    """The number of items in a request batch; empty or oversized batches are
+    INVALID_ARGUMENT."""
+    count = len(items)
+    if count == 0:
+        raise InvalidInputError(f"empty batch: the request has no {what}")
+    if count > config.max_batch:
+        raise InvalidInputError(f"batch of {count} {what} exceeds the limit of {config.max_batch}")
+    return count

@@ -1,0 +1,1 @@
+"""gRPC adapters: each module turns one stage library into one service."""

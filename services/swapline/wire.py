@@ -1,0 +1,150 @@
+"""Conversions between numpy arrays and swapline.v1 messages, with the
+validation every server applies to what it receives."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+from swapline.errors import InvalidInputError
+from swapline.media import DEFAULT_MAX_PIXELS, encode_image, probe_image_size, to_bgr8
+from swapline.v1 import common_pb2 as pb
+
+_CHANNELS = {
+    pb.PIXEL_FORMAT_BGR8: 3,
+    pb.PIXEL_FORMAT_RGB8: 3,
+    pb.PIXEL_FORMAT_GRAY8: 1,
+    pb.PIXEL_FORMAT_BGRA8: 4,
+    pb.PIXEL_FORMAT_RGBA8: 4,
+}
+_ENCODING_NAMES: dict[pb.ImageEncoding, str] = {
+    pb.IMAGE_ENCODING_PNG: "png",
+    pb.IMAGE_ENCODING_JPEG: "jpeg",
+    pb.IMAGE_ENCODING_WEBP: "webp",
+}
+
+
+def decode_image_message(
+    message: pb.Image, what: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """A BGR uint8 array from an Image message (GRAY8 stays single-channel).
+
+    Geometry is checked before any pixel buffer is allocated: declared sizes
+    over ``max_pixels``, raw buffers of the wrong length and encoded images
+    whose header disagrees with the declared size are refused.
+    """
+    width, height = message.width, message.height
+    if width == 0 or height == 0:
+        raise InvalidInputError(f"{what}: width and height must be set")
+    if width * height > max_pixels:
+        raise InvalidInputError(
+            f"{what}: {width}x{height} exceeds the limit of {max_pixels} pixels"
+        )
+    kind = message.WhichOneof("pixels")
+    if kind == "raw":
+        fmt = message.pixel_format
+        channels = _CHANNELS.get(fmt)
+        if channels is None:
+            raise InvalidInputError(f"{what}: raw pixels need a pixel_format")
+        expected = width * height * channels
+        if len(message.raw) != expected:
+            raise InvalidInputError(
+                f"{what}: raw buffer has {len(message.raw)} bytes, "
+                f"{width}x{height}x{channels} needs {expected}"
+            )
+        array = np.frombuffer(message.raw, np.uint8).reshape(height, width, channels)
+        if fmt == pb.PIXEL_FORMAT_GRAY8:
+            return array[:, :, 0]
+        if fmt == pb.PIXEL_FORMAT_RGB8:
+            return np.ascontiguousarray(array[:, :, ::-1])
+        if fmt == pb.PIXEL_FORMAT_BGRA8:
+            return cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
+        if fmt == pb.PIXEL_FORMAT_RGBA8:
+            return cv2.cvtColor(array, cv2.COLOR_RGBA2BGR)
+        return array
+    if kind == "encoded":
+        data = message.encoded.data
+        if not data:
+            raise InvalidInputError(f"{what}: encoded image is empty")
+        try:
+            header_w, header_h = probe_image_size(data, what)
+        except InvalidInputError as exc:
+            raise InvalidInputError(str(exc)) from None
+        if (header_w, header_h) != (width, height):
+            raise InvalidInputError(
+                f"{what}: header says {header_w}x{header_h}, message says {width}x{height}"
+            )
+        flags = (
+            cv2.IMREAD_GRAYSCALE
+            if message.pixel_format == pb.PIXEL_FORMAT_GRAY8
+            else cv2.IMREAD_UNCHANGED
+        )
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if image is None:
+            raise InvalidInputError(f"{what}: cannot decode (truncated or corrupt)")
+        if message.pixel_format == pb.PIXEL_FORMAT_GRAY8:
+            return image
+        return to_bgr8(image)
+    raise InvalidInputError(f"{what}: no pixels")
+
+
+def image_message(
+    image: np.ndarray, encoding: pb.ImageEncoding = pb.IMAGE_ENCODING_UNSPECIFIED
+) -> pb.Image:
+    """An Image message from a BGR (HxWx3) or grey (HxW) uint8 array."""
+    height, width = image.shape[:2]
+    grey = image.ndim == 2
+    fmt = pb.PIXEL_FORMAT_GRAY8 if grey else pb.PIXEL_FORMAT_BGR8
+    name = _ENCODING_NAMES.get(encoding)
+    if name is None:
+        return pb.Image(
+            width=width, height=height, pixel_format=fmt, raw=np.ascontiguousarray(image).tobytes()
+        )
+    if grey and name == "jpeg":
+        name, encoding = "png", pb.IMAGE_ENCODING_PNG  # masks stay lossless
+    return pb.Image(
+        width=width,
+        height=height,
+        pixel_format=fmt,
+        encoded=pb.EncodedImage(encoding=encoding, data=encode_image(image, name)),
+    )
+
+
+def box_tuple(box: pb.Box) -> tuple[float, float, float, float]:
+    return (box.left, box.top, box.right, box.bottom)
+
+
+def box_message(box: tuple[float, float, float, float]) -> pb.Box:
+    left, top, right, bottom = box
+    return pb.Box(left=left, top=top, right=right, bottom=bottom)
+
+
+def landmarks_message(points: np.ndarray) -> pb.Landmarks:
+    return pb.Landmarks(points=[pb.Point(x=float(x), y=float(y)) for x, y in points])
+
+
+def landmarks_array(message: pb.Landmarks) -> np.ndarray:
+    return np.array([[p.x, p.y] for p in message.points], np.float64).reshape(-1, 2)
+
+
+def affine_message(matrix: np.ndarray) -> pb.Affine2x3:
+    m = np.asarray(matrix, np.float64)
+    return pb.Affine2x3(
+        m00=m[0, 0], m01=m[0, 1], m02=m[0, 2], m10=m[1, 0], m11=m[1, 1], m12=m[1, 2]
+    )
+
+
+def affine_array(message: pb.Affine2x3) -> np.ndarray:
+    m = message
+    return np.array([[m.m00, m.m01, m.m02], [m.m10, m.m11, m.m12]], np.float64)
+
+
+def frame_ref(index: int, pts: int | None, time_base: Fraction, media_id: str = "") -> pb.FrameRef:
+    return pb.FrameRef(
+        media_id=media_id,
+        index=index,
+        pts=pts or 0,
+        time_base=pb.Rational(num=time_base.numerator, den=time_base.denominator),
+    )
