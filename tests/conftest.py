@@ -60,8 +60,19 @@ def start_server(name: str, tmp: Path, env: dict[str, str] | None = None) -> Ser
     log = tmp / f"{name}-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "swapline.cli", "serve", name, "--host", "127.0.0.1",
-         "--port", str(port), "--metrics-port", str(metrics_port)],
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "serve",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=full_env,
@@ -99,8 +110,11 @@ def stop_server(server: ServerProcess) -> int:
 
 @pytest.fixture(scope="module")
 def detector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server("detector", tmp_path_factory.mktemp("detector"),
-                          {"SWAPLINE_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024)})
+    server = start_server(
+        "detector",
+        tmp_path_factory.mktemp("detector"),
+        {"SWAPLINE_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024)},
+    )
     yield server
     with contextlib.suppress(Exception):
         stop_server(server)

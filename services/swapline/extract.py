@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from swapline import __version__
+from swapline._ordered import ordered_map
 from swapline.errors import InvalidInputError, MediaError
 from swapline.media import Frame, MediaReader, encode_image, open_media
 from swapline.stages.align import (
@@ -32,6 +33,7 @@ from swapline.stages.align import (
     AlignOptions,
     AlignSession,
     FaceType,
+    Measurement,
     RegionInput,
     region_around,
 )
@@ -53,6 +55,7 @@ class ExtractOptions:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     smoothing: float = 0.5
     crop_format: str = "jpeg"
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def validate(self) -> None:
         if self.every < 1:
@@ -115,17 +118,19 @@ class _NoProgress:
         pass
 
 
-def analyse_frame(
-    frame: Frame,
-    detector: FaceDetector,
-    session: AlignSession,
-    selection: Selection,
-) -> list[AlignedFace]:
-    """Detects, aligns and selects the faces of one frame."""
+@dataclass(frozen=True)
+class MeasuredFrame:
+    frame: Frame
+    regions: list[RegionInput]
+    measured: list[Measurement]
+
+
+def measure_frame(frame: Frame, detector: FaceDetector, session: AlignSession) -> MeasuredFrame:
+    """The stateless, parallel part of a frame's analysis: detection,
+    landmarks and (if asked) embeddings."""
     height, width = frame.image.shape[:2]
-    detections = detector.detect(frame.image)
     regions = []
-    for face_index, det in enumerate(detections):
+    for face_index, det in enumerate(detector.detect(frame.image)):
         box = (det.left, det.top, det.right, det.bottom)
         x0, y0, x1, y1 = region_around(box, (width, height))
         regions.append(
@@ -138,14 +143,42 @@ def analyse_frame(
                 score=det.score,
             )
         )
-    aligned = session.align(regions)
-    embeddings = [a.embedding for a in aligned] if selection.needs_embeddings else None
+    return MeasuredFrame(frame, regions, session.measure(regions))
+
+
+def finish_frame(
+    measured: MeasuredFrame, session: AlignSession, selection: Selection
+) -> list[AlignedFace]:
+    """The ordered part: tracking, smoothing, warping and selection."""
+    aligned = session.align(measured.regions, measured.measured)
+    embeddings = None
+    if selection.needs_embeddings:
+        embeddings = [a.embedding for a in aligned if a.embedding is not None]
     keep = select_faces(
-        selection,
-        [(a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) for a in aligned],
-        [e for e in embeddings if e is not None] if embeddings is not None else None,
+        selection, [(a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) for a in aligned], embeddings
     )
     return [aligned[i] for i in keep]
+
+
+def analyse_frame(
+    frame: Frame, detector: FaceDetector, session: AlignSession, selection: Selection
+) -> list[AlignedFace]:
+    """Detects, aligns and selects the faces of one frame."""
+    return finish_frame(measure_frame(frame, detector, session), session, selection)
+
+
+def analyse_frames(
+    frames: Iterable[Frame],
+    detector: FaceDetector,
+    session: AlignSession,
+    selection: Selection,
+    workers: int,
+) -> Iterator[tuple[Frame, list[AlignedFace]]]:
+    """Analyses a stream of frames, measuring several at once on ``workers``
+    threads (dlib releases the GIL) and finishing them in order."""
+    measured = ordered_map(lambda f: measure_frame(f, detector, session), frames, workers)
+    for item in measured:
+        yield item.frame, finish_frame(item, session, selection)
 
 
 class FacesetWriter:
@@ -233,35 +266,15 @@ def extract(
             readers.append(open_media(path))
         writer = FacesetWriter(Path(out), options, overwrite)
         detector = FaceDetector(options.detector)
-        summary = ExtractSummary(
-            Path(out),
-            [
-                SourceSummary(
-                    str(r.path), r.info.kind, r.info.width, r.info.height, r.info.frame_count
-                )
-                for r in readers
-            ],
-        )
+        summary = ExtractSummary(Path(out), [])
         failure: MediaError | None = None
         for source_index, reader in enumerate(readers):
-            stats = summary.sources[source_index]
-            bar = (progress or (lambda total, desc: _NoProgress()))(
-                stats.frames_total, Path(reader.path).name
-            )
-            session = AlignSession(options.align_options)
+            info = reader.info
+            stats = SourceSummary(reader.path, info.kind, info.width, info.height, info.frame_count)
+            summary.sources.append(stats)
+            bar = (progress or _no_progress)(info.frame_count, Path(reader.path).name)
             try:
-                for frame in reader.frames():
-                    stats.frames_read += 1
-                    bar.update(1)
-                    if frame.index % options.every:
-                        continue
-                    stats.frames_analysed += 1
-                    faces = analyse_frame(frame, detector, session, options.selection)
-                    if faces:
-                        stats.frames_with_face += 1
-                    for face in faces:
-                        writer.write(source_index, frame, face)
-                        stats.faces += 1
+                _extract_source(source_index, reader, stats, bar, detector, writer, options)
             except MediaError as exc:
                 stats.error = exc.reason
                 failure = failure or exc
@@ -275,6 +288,37 @@ def extract(
     finally:
         for reader in readers:
             reader.close()
+
+
+def _no_progress(total: int, desc: str) -> _NoProgress:
+    return _NoProgress()
+
+
+def _extract_source(
+    source_index: int,
+    reader: MediaReader,
+    stats: SourceSummary,
+    bar: Any,
+    detector: FaceDetector,
+    writer: FacesetWriter,
+    options: ExtractOptions,
+) -> None:
+    def sampled() -> Iterator[Frame]:
+        for frame in reader.frames():
+            stats.frames_read += 1
+            bar.update(1)
+            if frame.index % options.every == 0:
+                yield frame
+
+    session = AlignSession(options.align_options)
+    for frame, faces in analyse_frames(
+        sampled(), detector, session, options.selection, options.workers
+    ):
+        stats.frames_analysed += 1
+        stats.frames_with_face += bool(faces)
+        for face in faces:
+            writer.write(source_index, frame, face)
+            stats.faces += 1
 
 
 def reference_embedding(

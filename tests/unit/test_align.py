@@ -47,8 +47,9 @@ def test_crop_matrices_are_inverse_and_place_the_template(face_type: FaceType) -
     landmarks = transform_points(placement, TEMPLATE_68)
     forward = frame_to_crop_matrix(landmarks, 256, face_type)
     backward = invert_affine(forward)
-    np.testing.assert_allclose(transform_points(backward, transform_points(forward, landmarks)),
-                               landmarks, atol=1e-6)
+    np.testing.assert_allclose(
+        transform_points(backward, transform_points(forward, landmarks)), landmarks, atol=1e-6
+    )
     in_crop = transform_points(forward, landmarks)
     # The eyes are level and every landmark is inside the crop.
     left_eye, right_eye = in_crop[36:42].mean(0), in_crop[42:48].mean(0)
@@ -73,7 +74,12 @@ def test_align_face_from_a_region_matches_the_whole_frame() -> None:
     frame = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
     landmarks = transform_points(similarity(120.0, 0.2, 260.0, 150.0), TEMPLATE_68)
     whole = align_face(frame, landmarks, 128, FaceType.FULL)
-    box = (landmarks[:, 0].min(), landmarks[:, 1].min(), landmarks[:, 0].max(), landmarks[:, 1].max())
+    box = (
+        landmarks[:, 0].min(),
+        landmarks[:, 1].min(),
+        landmarks[:, 0].max(),
+        landmarks[:, 1].max(),
+    )
     x0, y0, x1, y1 = region_around(box, (640, 480))
     part = align_face(frame[y0:y1, x0:x1], landmarks, 128, FaceType.FULL, origin=(x0, y0))
     assert whole.crop is not None and part.crop is not None

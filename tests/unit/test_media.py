@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from fractions import Fraction
@@ -21,7 +22,12 @@ def png_header(width: int, height: int) -> bytes:
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
     chunk += struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     idat = zlib.compress(b"\0" * 64)
-    chunk += struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    chunk += (
+        struct.pack(">I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    )
     return b"\x89PNG\r\n\x1a\n" + chunk
 
 
@@ -51,7 +57,7 @@ def test_variable_frame_rate_timestamps_survive(data: Path) -> None:
         got = [f.pts for f in reader.frames()]
         time_base = reader.info.time_base
     assert got == expected
-    gaps_ms = {round(float((b - a) * time_base) * 1000) for a, b in zip(got, got[1:], strict=False)}
+    gaps_ms = {round(float((b - a) * time_base) * 1000) for a, b in itertools.pairwise(got)}
     assert {33, 67} <= gaps_ms  # genuinely variable
 
 
@@ -103,9 +109,8 @@ def test_bad_files_raise_media_error_naming_file(
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(MediaError) as info:
-        with open_media(path) as reader:
-            list(reader.frames())
+    with pytest.raises(MediaError) as info, open_media(path) as reader:
+        list(reader.frames())
     assert info.value.source == str(path)
     assert reason in info.value.reason
 
@@ -121,9 +126,8 @@ def test_truncated_mp4_is_refused(tmp_path: Path, data: Path, clip: str, reason:
     raw = (data / clip).read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(MediaError) as info:
-        with open_media(path) as reader:
-            list(reader.frames())
+    with pytest.raises(MediaError) as info, open_media(path) as reader:
+        list(reader.frames())
     assert info.value.source == str(path)
     assert reason in info.value.reason
 

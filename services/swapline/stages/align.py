@@ -277,6 +277,12 @@ class RegionInput:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    landmarks: np.ndarray  # 68x2, frame coordinates
+    embedding: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class AlignedFace:
     frame_index: int
     face_index: int
@@ -301,23 +307,43 @@ class AlignSession:
         self.options.validate()
         self.tracker = FaceTracker(self.options.smoothing)
 
-    def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]:
-        """One result per region, in input order."""
+    def measure(self, regions: Sequence[RegionInput]) -> list[Measurement]:
+        """Per-frame work with no state: landmarks (and embeddings if asked).
+
+        Safe to run for many frames in parallel; :meth:`align` then consumes
+        the measurements in frame order.
+        """
+        measured = []
+        for region in regions:
+            _check_region(region)
+            landmarks = find_landmarks(region.image, region.box, region.origin)
+            embedding = (
+                face_embedding(region.image, landmarks, region.origin)
+                if self.options.embeddings
+                else None
+            )
+            measured.append(Measurement(landmarks, embedding))
+        return measured
+
+    def align(
+        self,
+        regions: Sequence[RegionInput],
+        measured: Sequence[Measurement] | None = None,
+    ) -> list[AlignedFace]:
+        """One result per region, in input order: track, smooth, warp."""
+        if measured is None:
+            measured = self.measure(regions)
         results: list[AlignedFace | None] = [None] * len(regions)
         by_frame: dict[int, list[int]] = {}
         for i, region in enumerate(regions):
-            _check_region(region)
             by_frame.setdefault(region.frame_index, []).append(i)
         for frame_index in sorted(by_frame):
             members = by_frame[frame_index]
-            raw = [
-                find_landmarks(regions[i].image, regions[i].box, regions[i].origin) for i in members
-            ]
             tracked = self.tracker.update(
                 float(frame_index),
-                [(np.asarray(regions[i].box), lm) for i, lm in zip(members, raw, strict=True)],
+                [(np.asarray(regions[i].box), measured[i].landmarks) for i in members],
             )
-            for i, lm, track in zip(members, raw, tracked, strict=True):
+            for i, track in zip(members, tracked, strict=True):
                 region = regions[i]
                 aligned = align_face(
                     region.image,
@@ -328,21 +354,16 @@ class AlignSession:
                     with_crop=self.options.with_crop,
                     with_mask=self.options.with_mask,
                 )
-                embedding = (
-                    face_embedding(region.image, lm, region.origin)
-                    if self.options.embeddings
-                    else None
-                )
                 results[i] = AlignedFace(
                     frame_index=region.frame_index,
                     face_index=region.face_index,
                     track_id=track.track_id,
                     landmarks=track.landmarks,
-                    raw_landmarks=lm,
+                    raw_landmarks=measured[i].landmarks,
                     aligned=aligned,
                     box=region.box,
                     score=region.score,
-                    embedding=embedding,
+                    embedding=measured[i].embedding,
                 )
         return [r for r in results if r is not None]
 

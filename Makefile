@@ -1,0 +1,53 @@
+# swapline — `make demo` and `make test` set everything up on a fresh machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PROTOS := $(wildcard protos/swapline/v1/*.proto)
+OUT    ?= out
+
+.PHONY: setup demo test lint typecheck proto proto-check bench-detect serve-detector serve-aligner clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools<81" wheel
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+## demo: extract aligned faces from a bundled clip (embedded, no servers)
+demo: setup
+	$(VENV)/bin/swapline extract tests/data/d10.mp4 --out $(OUT)/demo-faceset --size 256 --overwrite
+	@echo "faceset: $(OUT)/demo-faceset (manifest.json, faces.jsonl, faces/, masks/)"
+
+## test: lint, type-check, then the whole test suite
+test: setup lint typecheck
+	$(PY) -m pytest -q -ra
+
+lint: setup
+	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff format --check services tests
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+## proto: regenerate the committed Python code from protos/
+proto: setup
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=services --pyi_out=services \
+		--grpc_python_out=services $(PROTOS)
+
+## bench-detect: detection + alignment frames/s on a 720p clip vs decoding alone
+bench-detect: setup
+	@mkdir -p $(OUT)
+	$(PY) -m swapline.benchmarks.detect tests/data/s18.mp4 --json $(OUT)/bench-detect.json
+
+serve-detector: setup
+	$(VENV)/bin/swapline serve detector
+
+serve-aligner: setup
+	$(VENV)/bin/swapline serve aligner
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

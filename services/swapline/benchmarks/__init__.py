@@ -1,0 +1,1 @@
+"""Benchmarks: throughput ratios measured in one run (never timed assertions)."""
