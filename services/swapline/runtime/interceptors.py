@@ -3,6 +3,7 @@ from domain errors to gRPC status codes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -134,39 +135,37 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         log.info("%s/%s: %s: %s", self.service, call.method, call.code.name, error)
         await context.abort(call.code, str(error))
 
+    @contextlib.asynccontextmanager
+    async def _handled(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext, streaming: bool
+    ) -> AsyncIterator[Any]:
+        """Times the call, checks request sizes, and turns exceptions into
+        status codes; yields the request (or the checked request stream)."""
+        call = _Call(self.service, method)
+        try:
+            if streaming:
+                yield self._checked_stream(request)
+            else:
+                self._check_size(request)
+                yield request
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await self._fail(call, context, exc)
+        finally:
+            call.finish(context)
+
     def _unary(self, behavior: Any, method: str, streaming_request: bool) -> Any:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            call = _Call(self.service, method)
-            try:
-                if streaming_request:
-                    request = self._checked_stream(request)
-                else:
-                    self._check_size(request)
-                return await behavior(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._fail(call, context, exc)
-            finally:
-                call.finish(context)
+            async with self._handled(method, request, context, streaming_request) as checked:
+                return await behavior(checked, context)
 
         return wrapper
 
     def _streaming(self, behavior: Any, method: str, streaming_request: bool) -> Any:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            call = _Call(self.service, method)
-            try:
-                if streaming_request:
-                    request = self._checked_stream(request)
-                else:
-                    self._check_size(request)
-                async for response in behavior(request, context):
+            async with self._handled(method, request, context, streaming_request) as checked:
+                async for response in behavior(checked, context):
                     yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._fail(call, context, exc)
-            finally:
-                call.finish(context)
 
         return wrapper
