@@ -38,6 +38,10 @@ def _extract(args: argparse.Namespace) -> int:
         detector=detector,
         smoothing=args.smoothing,
         crop_format=args.format,
+        first_frame=args.frames[0],
+        last_frame=args.frames[1],
+        identity=args.identity,
+        consent_reference=args.consent,
     )
 
     def progress(total: int, desc: str) -> Any:
@@ -70,6 +74,114 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig.from_env(args.service)
     config = config.with_overrides(port=args.port, metrics_port=args.metrics_port, host=args.host)
     run_server(config)
+    return 0
+
+
+def _frame_range(value: str) -> tuple[int, int | None]:
+    start, _, end = value.partition(":")
+    try:
+        return int(start or 0), (int(end) if end else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected START:END frame indices") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from swapline.train.model import ModelConfig
+    from swapline.train.trainer import Identity, TrainOptions, train
+
+    identities = None
+    if args.src_consent or args.dst_consent:
+        identities = (
+            Identity("source", args.src_name or Path(args.src).name, args.src_consent or ""),
+            Identity("target", args.dst_name or Path(args.dst).name, args.dst_consent or ""),
+        )
+    options = TrainOptions(
+        src=Path(args.src),
+        dst=Path(args.dst),
+        out=Path(args.out),
+        model=ModelConfig(
+            resolution=args.res,
+            architecture=args.arch,
+            encoder_dims=args.encoder_dims,
+            bottleneck_dims=args.bottleneck_dims,
+            decoder_dims=args.decoder_dims,
+        ),
+        batch=args.batch,
+        steps=args.steps,
+        minutes=args.minutes,
+        device=args.device,
+        seed=args.seed,
+        learning_rate=args.lr,
+        priority_weight=args.eyes_mouth_priority,
+        checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every,
+        identities=identities,
+    )
+
+    def progress(total: int | None, initial: int) -> Any:
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc="train",
+            unit="step",
+            disable=args.quiet,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    try:
+        result = train(options, progress)
+    except ValueError as exc:  # model configuration
+        raise SwaplineError(str(exc)) from None
+    print(
+        f"trained {result.out} to step {result.steps} on {result.device}: loss "
+        f"{result.first_loss:.4f} -> {result.loss:.4f}, {result.steps_per_second:.2f} steps/s"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from swapline.export import export_model
+
+    result = export_model(
+        args.model, args.repository, name=args.name, fp16=args.fp16, max_batch=args.max_batch
+    )
+    print(
+        f"exported {result.entry} ({result.onnx_bytes / 1e6:.1f} MB ONNX); against torch: "
+        f"max {result.max_abs_diff}, mean {result.mean_abs_diff:.4f} levels of 255"
+    )
+    return 0
+
+
+def _triton(args: argparse.Namespace) -> int:
+    from swapline.triton_server import run
+
+    run(args.repository, args.grpc_port, args.http_port, args.metrics_port)
+    return 0
+
+
+def _eval_identity(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from swapline.evaluate import evaluate_identity, load_swap_function, source_faceset_of
+
+    swap, resolution = load_swap_function(args.model)
+    source = Path(args.src) if args.src else source_faceset_of(Path(args.model))
+    report = evaluate_identity(swap, resolution, source, args.dst_holdout, limit=args.limit)
+    print(f"faces evaluated     {report.faces}")
+    print(f"identity score      {report.identity_score:.3f}  (share nearer A than B)")
+    print(
+        f"distance to A / B   {report.mean_distance_to_source:.3f} / "
+        f"{report.mean_distance_to_target:.3f}"
+    )
+    print(f"expression error    {report.expression_error:.4f}  (landmarks, / inter-ocular)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     return 0
 
 
@@ -111,12 +223,102 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoothing", type=float, default=0.5, help="temporal landmark smoothing, 0 (off) .. 1"
     )
     ex.add_argument("--format", choices=["jpeg", "png"], default="jpeg", help="crop format")
+    ex.add_argument(
+        "--frames",
+        type=_frame_range,
+        default=(0, None),
+        metavar="START:END",
+        help="only frames START (inclusive) to END (exclusive)",
+    )
+    ex.add_argument("--identity", default="", help="who these faces belong to")
+    ex.add_argument(
+        "--consent",
+        default="",
+        metavar="REF",
+        help="reference to the consent that covers this use of the faces",
+    )
     ex.add_argument("--overwrite", action="store_true", help="replace an existing faceset")
     ex.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(func=_extract)
 
+    tr = sub.add_parser("train", help="train a swap model for one identity pair")
+    tr.add_argument("--src", required=True, metavar="FACESET_A", help="source identity (put in)")
+    tr.add_argument("--dst", required=True, metavar="FACESET_B", help="target identity (replaced)")
+    tr.add_argument("--out", required=True, metavar="MODELS/NAME")
+    tr.add_argument("--res", type=int, default=64, help="resolution, multiple of 16 in 64..512")
+    tr.add_argument("--arch", choices=["df", "liae"], default="df")
+    tr.add_argument("--encoder-dims", type=int, default=32)
+    tr.add_argument("--bottleneck-dims", type=int, default=128)
+    tr.add_argument("--decoder-dims", type=int, default=32)
+    tr.add_argument("--batch", type=int, default=16, help="faces per identity per step")
+    limit = tr.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--steps", type=int, help="train until this many steps in total")
+    limit.add_argument("--minutes", type=float, help="train for this long")
+    tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
+    tr.add_argument(
+        "--eyes-mouth-priority",
+        type=float,
+        default=1.0,
+        help="extra loss weight on eyes and mouth (0 = off)",
+    )
+    tr.add_argument("--checkpoint-every", type=int, default=500, metavar="N")
+    tr.add_argument("--preview-every", type=int, default=500, metavar="N")
+    tr.add_argument("--src-name", default="", help="name of identity A")
+    tr.add_argument("--dst-name", default="", help="name of identity B")
+    tr.add_argument(
+        "--src-consent",
+        default="",
+        metavar="REF",
+        help="consent reference for A's face (default: from its faceset)",
+    )
+    tr.add_argument(
+        "--dst-consent",
+        default="",
+        metavar="REF",
+        help="consent reference for B's face (default: from its faceset)",
+    )
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_train)
+
+    exp = sub.add_parser("export", help="export a trained model into a Triton model repository")
+    exp.add_argument("model", metavar="MODELS/NAME")
+    exp.add_argument("--repository", required=True, metavar="MODEL_REPO")
+    exp.add_argument("--name", default=None, help="model name (default: the folder name)")
+    exp.add_argument(
+        "--fp16", action="store_true", help="half-size fp16 weights; TensorRT FP16 on GPUs"
+    )
+    exp.add_argument("--max-batch", type=int, default=256)
+    exp.set_defaults(func=_export)
+
+    tri = sub.add_parser("triton", help="serve a model repository with NVIDIA Triton")
+    tri.add_argument("--repository", required=True, metavar="MODEL_REPO")
+    tri.add_argument("--grpc-port", type=int, default=8001)
+    tri.add_argument("--http-port", type=int, default=8000)
+    tri.add_argument("--metrics-port", type=int, default=8002)
+    tri.set_defaults(func=_triton)
+
+    ev = sub.add_parser("eval-identity", help="identity score and expression error of a model")
+    ev.add_argument("model", metavar="MODEL", help="MODELS/NAME or MODEL_REPO/NAME")
+    ev.add_argument(
+        "--dst-holdout",
+        required=True,
+        metavar="FACESET",
+        help="faces of B that were not used in training",
+    )
+    ev.add_argument(
+        "--src",
+        default=None,
+        metavar="FACESET_A",
+        help="faces of A (default: the model's training faceset)",
+    )
+    ev.add_argument("--limit", type=int, default=200, help="faces to use at most")
+    ev.add_argument("--json", default=None, metavar="OUT", help="also write the report here")
+    ev.set_defaults(func=_eval_identity)
+
     sv = sub.add_parser("serve", help="run one stage as a gRPC server")
-    sv.add_argument("service", choices=["detector", "aligner"])
+    sv.add_argument("service", choices=["detector", "aligner", "swapper"])
     sv.add_argument("--host", default=None, help="bind address (default [::])")
     sv.add_argument("--port", type=int, default=None, help="gRPC port")
     sv.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")

@@ -56,10 +56,18 @@ class ExtractOptions:
     smoothing: float = 0.5
     crop_format: str = "jpeg"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    first_frame: int = 0
+    last_frame: int | None = None  # exclusive
+    identity: str = ""
+    consent_reference: str = ""
 
     def validate(self) -> None:
         if self.every < 1:
             raise InvalidInputError(f"--every must be >= 1, got {self.every}")
+        if self.first_frame < 0 or (
+            self.last_frame is not None and self.last_frame <= self.first_frame
+        ):
+            raise InvalidInputError("--frames must be START:END with 0 <= START < END")
         if self.crop_format not in ("jpeg", "png"):
             raise InvalidInputError(f"crop format must be jpeg or png, got {self.crop_format}")
         self.detector.validate()
@@ -234,6 +242,9 @@ class FacesetWriter:
             "crop_format": self.options.crop_format,
             "every": self.options.every,
             "selection": self.options.selection.mode.value,
+            "frames": [self.options.first_frame, self.options.last_frame],
+            "identity": self.options.identity,
+            "consent_reference": self.options.consent_reference,
             "faces": summary.faces,
             "records": RECORDS,
             "sources": [vars(s) for s in summary.sources],
@@ -305,9 +316,11 @@ def _extract_source(
 ) -> None:
     def sampled() -> Iterator[Frame]:
         for frame in reader.frames():
+            if options.last_frame is not None and frame.index >= options.last_frame:
+                break
             stats.frames_read += 1
             bar.update(1)
-            if frame.index % options.every == 0:
+            if frame.index >= options.first_frame and frame.index % options.every == 0:
                 yield frame
 
     session = AlignSession(options.align_options)

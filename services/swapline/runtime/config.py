@@ -35,6 +35,10 @@ class ServerConfig:
     drain_seconds: float = 30.0  # grace for in-flight calls on SIGTERM
     shutdown_delay: float = 0.0  # NOT_SERVING this long before draining
     max_connection_age: float = 300.0  # so clients re-resolve and spread load
+    # Swapper: where models live and who runs them (empty = in-process ONNX Runtime).
+    model_repository: str = "models/repository"
+    triton_url: str = ""
+    coalesce_ms: float = 2.0  # how long to wait for more faces before a batch runs
 
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None) -> ServerConfig:
@@ -54,6 +58,9 @@ class ServerConfig:
             "DRAIN_SECONDS": ("drain_seconds", float),
             "SHUTDOWN_DELAY": ("shutdown_delay", float),
             "MAX_CONNECTION_AGE": ("max_connection_age", float),
+            "MODEL_REPOSITORY": ("model_repository", str),
+            "TRITON_URL": ("triton_url", str),
+            "COALESCE_MS": ("coalesce_ms", float),
         }
         for suffix, (name, kind) in fields.items():
             raw = env.get(f"SWAPLINE_{service.upper()}_{suffix}", env.get(f"SWAPLINE_{suffix}"))

@@ -91,6 +91,10 @@ def _factory(service: str) -> ServiceFactory:
         from swapline.services.aligner import binding as aligner_binding
 
         return aligner_binding
+    if service == "swapper":
+        from swapline.services.swapper import binding as swapper_binding
+
+        return swapper_binding
     raise ValueError(f"unknown service {service!r}")
 
 

@@ -1,0 +1,192 @@
+"""The swap stage: a model repository and two engines that run its models,
+in-process ONNX Runtime (embedded) or NVIDIA Triton over gRPC.
+
+Both take and return uint8 NHWC BGR batches: ``faces`` [N, R, R, 3] in,
+``swapped`` [N, R, R, 3] and ``mask`` [N, R, R, 1] out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from swapline.errors import InvalidInputError, NotFoundError, SwaplineError
+from swapline.export import INPUT, METADATA, OUTPUTS
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def resolution(self) -> int:
+        return int(self.metadata["resolution"])
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / "1" / "model.onnx"
+
+    @property
+    def max_batch(self) -> int:
+        return int(self.metadata.get("max_batch_size", 256))
+
+
+class ModelRepository:
+    """A Triton model repository folder with swapline metadata per entry."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def names(self) -> list[str]:
+        if not self.path.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.path.iterdir()
+            if (p / METADATA).is_file() and (p / "1" / "model.onnx").is_file()
+        )
+
+    def get(self, name: str) -> ModelEntry:
+        entry = self.path / name
+        if "/" in name or name.startswith(".") or not (entry / METADATA).is_file():
+            raise NotFoundError(f"unknown model {name!r}")
+        return ModelEntry(name, entry, json.loads((entry / METADATA).read_text()))
+
+    def entries(self) -> list[ModelEntry]:
+        return [self.get(name) for name in self.names()]
+
+
+def check_faces(faces: np.ndarray, entry: ModelEntry) -> None:
+    res = entry.resolution
+    if faces.dtype != np.uint8:
+        raise InvalidInputError(f"model {entry.name} takes uint8 faces, got {faces.dtype}")
+    if faces.ndim != 4 or faces.shape[1:] != (res, res, 3):
+        raise InvalidInputError(
+            f"model {entry.name} takes faces of {res}x{res}x3, got {tuple(faces.shape[1:])}"
+        )
+    if len(faces) == 0:
+        raise InvalidInputError("empty batch: no faces")
+
+
+class SwapEngine(Protocol):
+    repository: ModelRepository
+
+    def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def load(self, model: str) -> ModelEntry: ...
+
+    def ready(self, model: str) -> bool: ...
+
+
+class OnnxEngine:
+    """Runs repository models in this process with ONNX Runtime."""
+
+    def __init__(self, repository: ModelRepository, threads: int = 0) -> None:
+        self.repository = repository
+        self.threads = threads
+        self._sessions: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, entry: ModelEntry) -> Any:
+        import onnxruntime as ort
+
+        mtime = entry.onnx_path.stat().st_mtime
+        with self._lock:
+            cached = self._sessions.get(entry.name)
+            if cached is None or cached[0] != mtime:
+                options = ort.SessionOptions()
+                if self.threads:
+                    options.intra_op_num_threads = self.threads
+                session = ort.InferenceSession(
+                    str(entry.onnx_path), options, providers=["CPUExecutionProvider"]
+                )
+                cached = (mtime, session)
+                self._sessions[entry.name] = cached
+            return cached[1]
+
+    def load(self, model: str) -> ModelEntry:
+        entry = self.repository.get(model)
+        self._session(entry)
+        return entry
+
+    def ready(self, model: str) -> bool:
+        return model in self._sessions
+
+    def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        entry = self.repository.get(model)
+        check_faces(faces, entry)
+        swapped, mask = self._session(entry).run(list(OUTPUTS), {INPUT: faces})
+        return swapped, mask
+
+
+class TritonEngine:
+    """Runs repository models on an NVIDIA Triton server over gRPC.
+
+    The repository is the same folder Triton serves (a shared volume in a
+    cluster); it supplies the metadata Triton's API has no place for.
+    """
+
+    def __init__(self, url: str, repository: ModelRepository, timeout: float = 60.0) -> None:
+        import tritonclient.grpc as triton_grpc
+
+        self.url = url
+        self.repository = repository
+        self.timeout = timeout
+        self._grpc = triton_grpc
+        self._client = triton_grpc.InferenceServerClient(url)
+
+    def ready(self, model: str) -> bool:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return bool(self._client.is_model_ready(model))
+        except InferenceServerException:
+            return False
+
+    def load(self, model: str) -> ModelEntry:
+        """Asks Triton to load the model (explicit model control) and waits
+        until it is ready. A server that watches its repository (``swapline
+        triton``, or tritonserver in poll mode) refuses the call and loads the
+        model by itself."""
+        from tritonclient.utils import InferenceServerException
+
+        entry = self.repository.get(model)
+        # A server not in explicit mode refuses; it loads the model by itself.
+        with contextlib.suppress(InferenceServerException):
+            self._client.load_model(model)
+        deadline = time.monotonic() + self.timeout
+        while not self.ready(model):
+            if time.monotonic() > deadline:
+                raise SwaplineError(f"Triton at {self.url} did not load {model!r}")
+            time.sleep(0.2)
+        return entry
+
+    def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from tritonclient.utils import InferenceServerException
+
+        entry = self.repository.get(model)
+        check_faces(faces, entry)
+        request = self._grpc.InferInput(INPUT, list(faces.shape), "UINT8")
+        request.set_data_from_numpy(np.ascontiguousarray(faces))
+        outputs = [self._grpc.InferRequestedOutput(name) for name in OUTPUTS]
+        try:
+            result = self._client.infer(
+                model, [request], outputs=outputs, client_timeout=self.timeout
+            )
+        except InferenceServerException as exc:
+            if "unknown model" in str(exc) or "is not found" in str(exc):
+                raise NotFoundError(f"model {model!r} is not loaded on Triton") from None
+            raise
+        return result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1])
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,142 @@
+"""``swapline triton``: serves a model repository through a real NVIDIA Triton
+Inference Server on this machine (the one bundled with nvidia-pytriton).
+
+NVIDIA's tritonserver image serves the same repository in a cluster with its
+ONNX Runtime backend; here the bundled server's Python backend hands each
+batch to ONNX Runtime in this process. Model names, tensor names, shapes,
+types and dynamic batching are the same, so clients cannot tell the two
+apart. New entries that appear in the repository are loaded while serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sysconfig
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swapline.export import INPUT, OUTPUTS, PREFERRED_BATCHES
+from swapline.stages.swap import ModelEntry, ModelRepository, OnnxEngine
+
+log = logging.getLogger(__name__)
+
+
+def ensure_libpython_on_library_path() -> None:
+    """The Python backend's stub links libpython3.11 dynamically; with an
+    interpreter outside the system paths (pyenv) the model fails to load
+    unless the interpreter's LIBDIR is on LD_LIBRARY_PATH. The Triton server
+    process inherits this environment."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if not libdir:
+        return
+    current = os.environ.get("LD_LIBRARY_PATH", "")
+    if libdir not in current.split(":"):
+        os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
+
+
+def _infer_function(engine: OnnxEngine, name: str) -> Callable[..., dict[str, np.ndarray]]:
+    from pytriton.decorators import batch
+
+    @batch  # type: ignore[untyped-decorator]
+    def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+        swapped, mask = engine.infer(name, inputs[INPUT])
+        return {OUTPUTS[0]: swapped, OUTPUTS[1]: mask}
+
+    return infer
+
+
+class RepositoryServer:
+    def __init__(
+        self,
+        repository: str | Path,
+        grpc_port: int = 8001,
+        http_port: int = 8000,
+        metrics_port: int = 8002,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        ensure_libpython_on_library_path()
+        from pytriton.triton import Triton, TritonConfig
+
+        self.repository = ModelRepository(repository)
+        self.engine = OnnxEngine(self.repository)
+        self.poll_seconds = poll_seconds
+        self.loaded: dict[str, float] = {}
+        self._stop = threading.Event()
+        self.triton = Triton(
+            config=TritonConfig(
+                grpc_port=grpc_port,
+                http_port=http_port,
+                metrics_port=metrics_port,
+                log_verbose=0,
+                exit_on_error=True,
+            )
+        )
+
+    def _bind(self, entry: ModelEntry) -> None:
+        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+        res = entry.resolution
+        self.engine.load(entry.name)
+        preferred = [b for b in PREFERRED_BATCHES if b <= entry.max_batch] or [entry.max_batch]
+        self.triton.bind(
+            model_name=entry.name,
+            infer_func=_infer_function(self.engine, entry.name),
+            inputs=[Tensor(name=INPUT, dtype=np.uint8, shape=(res, res, 3))],
+            outputs=[
+                Tensor(name=OUTPUTS[0], dtype=np.uint8, shape=(res, res, 3)),
+                Tensor(name=OUTPUTS[1], dtype=np.uint8, shape=(res, res, 1)),
+            ],
+            config=ModelConfig(
+                max_batch_size=entry.max_batch,
+                batcher=DynamicBatcher(
+                    preferred_batch_size=preferred, max_queue_delay_microseconds=2000
+                ),
+            ),
+            strict=True,
+        )
+        self.loaded[entry.name] = entry.onnx_path.stat().st_mtime
+        log.info("loaded model %s (%dx%d)", entry.name, res, res)
+
+    def scan(self) -> list[str]:
+        """Binds repository entries not served yet; returns their names."""
+        new = []
+        for name in self.repository.names():
+            if name in self.loaded:
+                continue
+            try:
+                self._bind(self.repository.get(name))
+                new.append(name)
+            except Exception:
+                log.exception("cannot load model %s", name)
+                self.loaded[name] = -1.0  # do not retry a broken entry every poll
+        return new
+
+    def serve(self) -> None:
+        self.scan()
+        self.triton.run()
+        log.info("Triton serving %s: %s", self.repository.path, sorted(self.loaded))
+        try:
+            while not self._stop.wait(self.poll_seconds):
+                self.scan()
+        finally:
+            self.triton.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def run(repository: str, grpc_port: int, http_port: int, metrics_port: int) -> None:
+    server = RepositoryServer(repository, grpc_port, http_port, metrics_port)
+
+    def stop(signum: int, frame: Any) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve()
