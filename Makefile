@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/swapline/v1/*.proto)
 OUT    ?= out
 
-.PHONY: setup demo test lint typecheck proto proto-check bench-detect serve-detector serve-aligner clean
+.PHONY: setup demo test lint typecheck proto bench-detect gpu-check serve-detector serve-aligner clean
 
 setup: $(STAMP)
 
@@ -51,3 +51,8 @@ serve-aligner: setup
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+
+## gpu-check: train/export/serve the d6/d10 pair on an NVIDIA GPU and print speeds and quality
+gpu-check: setup
+	@mkdir -p $(OUT)
+	$(PY) -m swapline.benchmarks.gpu_check --work $(OUT)/gpu-check --json $(OUT)/gpu-check.json

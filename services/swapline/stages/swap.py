@@ -20,6 +20,9 @@ import numpy as np
 from swapline.errors import InvalidInputError, NotFoundError, SwaplineError
 from swapline.export import INPUT, METADATA, OUTPUTS
 
+# ONNX Runtime providers in order of preference; the CPU one is always there.
+PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -106,9 +109,9 @@ class OnnxEngine:
                 options = ort.SessionOptions()
                 if self.threads:
                     options.intra_op_num_threads = self.threads
-                session = ort.InferenceSession(
-                    str(entry.onnx_path), options, providers=["CPUExecutionProvider"]
-                )
+                available = ort.get_available_providers()
+                providers = [p for p in PROVIDERS if p in available]
+                session = ort.InferenceSession(str(entry.onnx_path), options, providers=providers)
                 cached = (mtime, session)
                 self._sessions[entry.name] = cached
             return cached[1]
