@@ -1,0 +1,176 @@
+"""Pasting swapped faces back into their frames.
+
+Everything happens inside the region of interest (ROI) under one face: the
+caller cuts that region out of the frame, the blender returns it blended,
+and the cost does not depend on the frame size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+import cv2
+import numpy as np
+
+from swapline.errors import InvalidInputError
+
+
+class ColorTransfer(StrEnum):
+    NONE = "none"
+    RCT = "rct"  # Reinhard: LAB mean and standard deviation
+    LCT = "lct"  # linear transfer of the colour covariance
+    HIST = "hist"  # per-channel histogram matching
+
+
+@dataclass(frozen=True)
+class BlendOptions:
+    color_transfer: ColorTransfer = ColorTransfer.RCT
+    erode: float = 0.03  # mask erosion, fraction of the face size
+    feather: float = 0.06  # mask feathering, fraction of the face size
+    seamless_clone: bool = False
+    sharpen: float = 0.0  # unsharp-mask amount
+
+    def validate(self) -> None:
+        if not 0.0 <= self.erode <= 0.3 or not 0.0 <= self.feather <= 0.5:
+            raise InvalidInputError("erode must be in 0..0.3 and feather in 0..0.5")
+        if not 0.0 <= self.sharpen <= 5.0:
+            raise InvalidInputError("sharpen must be in 0..5")
+
+
+def roi_of(
+    crop_to_frame: np.ndarray, crop_size: int, frame_size: tuple[int, int], pad: int = 2
+) -> tuple[int, int, int, int]:
+    """The frame rectangle (x0, y0, x1, y1) a crop lands in, clipped."""
+    corners = np.array([[0, 0], [crop_size, 0], [0, crop_size], [crop_size, crop_size]], float)
+    placed = corners @ crop_to_frame[:, :2].T + crop_to_frame[:, 2]
+    width, height = frame_size
+    x0, y0 = np.floor(placed.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(placed.max(0)).astype(int) + pad
+    return max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))
+
+
+def _masked_stats(image: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = weight[..., None]
+    total = max(float(weight.sum()), 1e-6)
+    mean = (image * w).sum((0, 1)) / total
+    var = (((image - mean) ** 2) * w).sum((0, 1)) / total
+    return mean, np.sqrt(np.maximum(var, 1e-6))
+
+
+def transfer_color(
+    source: np.ndarray, target: np.ndarray, mask: np.ndarray, mode: ColorTransfer
+) -> np.ndarray:
+    """Recolours ``source`` (the swapped face) to match ``target`` (the face
+    it replaces) inside ``mask``; all uint8 BGR of the same size."""
+    if mode is ColorTransfer.NONE:
+        return source
+    weight = (mask > 127).astype(np.float64)
+    if weight.sum() < 16:
+        return source
+    if mode is ColorTransfer.RCT:
+        src = cv2.cvtColor(source, cv2.COLOR_BGR2LAB).astype(np.float64)
+        tgt = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float64)
+        s_mean, s_std = _masked_stats(src, weight)
+        t_mean, t_std = _masked_stats(tgt, weight)
+        out = (src - s_mean) * (t_std / s_std) + t_mean
+        return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    if mode is ColorTransfer.LCT:
+        src = source.reshape(-1, 3).astype(np.float64)
+        tgt = target.reshape(-1, 3).astype(np.float64)
+        w = weight.reshape(-1)
+        sel_s, sel_t = src[w > 0], tgt[w > 0]
+        mu_s, mu_t = sel_s.mean(0), sel_t.mean(0)
+        cov_s = np.cov(sel_s.T) + np.eye(3) * 1e-3
+        cov_t = np.cov(sel_t.T) + np.eye(3) * 1e-3
+
+        # x -> C_t^1/2 C_s^-1/2 (x - mu_s) + mu_t
+        def sqrtm(c: np.ndarray, inverse: bool = False) -> np.ndarray:
+            values, vectors = np.linalg.eigh(c)
+            values = np.maximum(values, 1e-6) ** (-0.5 if inverse else 0.5)
+            return (vectors * values) @ vectors.T
+
+        transform = sqrtm(cov_t) @ sqrtm(cov_s, inverse=True)
+        out = (src - mu_s) @ transform.T + mu_t
+        return np.clip(out, 0, 255).reshape(source.shape).astype(np.uint8)
+    if mode is ColorTransfer.HIST:
+        out = np.empty_like(source)
+        inside = weight > 0
+        for c in range(3):
+            s_values = source[..., c][inside]
+            t_values = target[..., c][inside]
+            s_cdf = np.cumsum(np.bincount(s_values, minlength=256)) / max(len(s_values), 1)
+            t_cdf = np.cumsum(np.bincount(t_values, minlength=256)) / max(len(t_values), 1)
+            lut = np.searchsorted(t_cdf, s_cdf).clip(0, 255).astype(np.uint8)
+            out[..., c] = lut[source[..., c]]
+        return out
+    raise InvalidInputError(f"unknown colour transfer {mode}")
+
+
+def blend_face(
+    roi: np.ndarray,
+    origin: tuple[int, int],
+    swapped: np.ndarray,
+    swapped_mask: np.ndarray | None,
+    hull_mask: np.ndarray | None,
+    crop_to_frame: np.ndarray,
+    options: BlendOptions,
+) -> np.ndarray:
+    """The ROI with the swapped face pasted in. ``roi`` is the frame's pixels
+    at ``origin``; ``swapped`` and the masks are aligned crops; the matrix
+    maps crop pixels to frame pixels."""
+    size = swapped.shape[0]
+    if swapped.shape != (size, size, 3) or swapped.dtype != np.uint8:
+        raise InvalidInputError("swapped face must be a square BGR uint8 crop")
+    mask: np.ndarray = np.full((size, size), 255, np.uint8)
+    for extra in (swapped_mask, hull_mask):
+        if extra is not None:
+            if extra.shape[:2] != (size, size):
+                extra = cv2.resize(extra, (size, size), interpolation=cv2.INTER_LINEAR)
+            mask = np.minimum(mask, extra.reshape(size, size))
+    face_size = float(np.sqrt((mask > 127).sum())) or 1.0
+    erode = round(options.erode * face_size)
+    if erode > 0:
+        mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1,) * 2))
+    feather = round(options.feather * face_size)
+    if feather > 0:
+        mask = cv2.GaussianBlur(mask, (2 * feather + 1,) * 2, 0)
+
+    # Frame ROI pixels -> crop, for the colour statistics of the face replaced.
+    to_roi = crop_to_frame.copy()
+    to_roi[:, 2] -= np.asarray(origin, np.float64)
+    height, width = roi.shape[:2]
+    original = cv2.warpAffine(
+        roi,
+        to_roi,
+        (size, size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    face = transfer_color(swapped, original, mask, options.color_transfer)
+    if options.sharpen > 0:
+        blurred = cv2.GaussianBlur(face, (0, 0), max(1.0, size / 128))
+        face = cv2.addWeighted(face, 1 + options.sharpen, blurred, -options.sharpen, 0)
+
+    warped_face = cv2.warpAffine(
+        face, to_roi, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    alpha = cv2.warpAffine(
+        mask,
+        to_roi,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0,),
+    )
+    if options.seamless_clone and (alpha > 127).any():
+        binary = (alpha > 127).astype(np.uint8) * 255
+        ys, xs = np.nonzero(binary)
+        centre = (int((xs.min() + xs.max()) // 2), int((ys.min() + ys.max()) // 2))
+        # A mask touching the ROI border makes OpenCV refuse: blend plainly.
+        with contextlib.suppress(cv2.error):
+            warped_face = cv2.seamlessClone(warped_face, roi, binary, centre, cv2.NORMAL_CLONE)
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    out = roi.astype(np.float32) * (1 - a) + warped_face.astype(np.float32) * a
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
