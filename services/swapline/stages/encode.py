@@ -1,0 +1,278 @@
+"""Writing the output: the source re-encoded with blended patches pasted in,
+every audio stream copied bit-exact, timestamps kept, and the file marked as
+synthetic media.
+
+The encoder decodes the source itself, so only patches (the blended pixels
+under each face) have to reach it; memory holds one frame at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import cast
+
+import av
+import cv2
+import numpy as np
+
+from swapline.errors import InvalidInputError, MediaError
+from swapline.media import open_media
+
+SYNTHETIC_COMMENT = (
+    "Synthetic media: one or more faces in this file were replaced by swapline "
+    "(AI-generated face swap)."
+)
+LABEL_TEXT = "SYNTHETIC MEDIA - AI face swap"
+
+# codec name: (encoder, default CRF, default preset option or None)
+CODECS: dict[str, tuple[str, int, str | None]] = {
+    "h264": ("libx264", 18, "medium"),
+    "h265": ("libx265", 22, "medium"),
+    "vp9": ("libvpx-vp9", 31, None),
+    "av1": ("libsvtav1", 32, "8"),
+}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "h264"
+    crf: int | None = None
+    preset: str | None = None
+    pixel_format: str = "yuv420p"
+    disclosure_label: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.codec not in CODECS:
+            raise InvalidInputError(f"unknown codec {self.codec!r} (h264, h265, vp9, av1)")
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise InvalidInputError(f"crf must be in 0..63, got {self.crf}")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Blended pixels to paste at ``origin`` (x, y) of one frame."""
+
+    origin: tuple[int, int]
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class FramePatches:
+    index: int
+    patches: list[Patch]
+
+
+@dataclass
+class EncodeSummary:
+    output: Path
+    frames: int = 0
+    audio_packets: int = 0
+    bytes: int = 0
+
+
+def paste(image: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
+    for patch in patches:
+        x, y = patch.origin
+        h, w = patch.image.shape[:2]
+        if x < 0 or y < 0 or y + h > image.shape[0] or x + w > image.shape[1]:
+            raise InvalidInputError(f"patch at {patch.origin} of {w}x{h} leaves the frame")
+        image[y : y + h, x : x + w] = patch.image
+    return image
+
+
+def draw_label(image: np.ndarray) -> np.ndarray:
+    """A visible disclosure in the bottom-left corner."""
+    height, width = image.shape[:2]
+    scale = max(0.4, width / 1600)
+    thickness = max(1, round(scale * 2))
+    (tw, th), base = cv2.getTextSize(LABEL_TEXT, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x, y = int(width * 0.02), height - int(height * 0.03)
+    cv2.rectangle(image, (x - 4, y - th - 6), (x + tw + 4, y + base + 2), (0, 0, 0), -1)
+    cv2.putText(
+        image,
+        LABEL_TEXT,
+        (x, y),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
+    )
+    return image
+
+
+def _next_patches(patches: Iterator[FramePatches], index: int) -> list[Patch]:
+    item = next(patches, None)
+    if item is None:
+        raise InvalidInputError(f"no patches for frame {index}")
+    if item.index != index:
+        raise InvalidInputError(f"patches for frame {item.index} arrived for frame {index}")
+    return item.patches
+
+
+def encode(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    patches: Iterable[FramePatches],
+    options: EncodeOptions | None = None,
+    model: str = "",
+) -> EncodeSummary:
+    """Writes ``output``: the source with each frame's patches pasted in.
+
+    ``patches`` yields one FramePatches per source frame, in order. The
+    output is written to a temporary name and renamed when complete, so a
+    failure leaves no partial file.
+    """
+    options = options or EncodeOptions()
+    options.validate()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with open_media(source) as reader:
+            kind = reader.info.kind
+        if kind == "image":
+            summary = _encode_image(Path(source), partial, iter(patches), options, model)
+        else:
+            summary = _encode_video(Path(source), partial, iter(patches), options, model)
+        os.replace(partial, output)
+        summary.output = output
+        summary.bytes = output.stat().st_size
+        return summary
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _metadata(options: EncodeOptions, model: str) -> dict[str, str]:
+    return {
+        **options.metadata,
+        "comment": SYNTHETIC_COMMENT,
+        "swapline_synthetic": "1",
+        "swapline_model": model,
+    }
+
+
+def _encode_video(
+    source: Path,
+    output: Path,
+    patches: Iterator[FramePatches],
+    options: EncodeOptions,
+    model: str,
+) -> EncodeSummary:
+    encoder_name, default_crf, default_preset = CODECS[options.codec]
+    summary = EncodeSummary(output)
+    reader = open_media(source)
+    reader.close()  # only its checks and rotation; the demuxer below reads
+    rotation = reader.info.rotation
+    try:
+        inp = av.open(str(source))
+    except av.error.FFmpegError as exc:
+        raise MediaError(str(source), f"cannot open ({exc})") from None
+    fmt = "mp4" if output.name.endswith((".mp4.partial", ".mov.partial", ".m4v.partial")) else None
+    container_options = {"movflags": "use_metadata_tags"} if fmt == "mp4" else {}
+    suffix = Path(str(output).removesuffix(".partial")).suffix.lstrip(".") or "mp4"
+    out = av.open(str(output), "w", format=fmt or _muxer(suffix), options=container_options)
+    try:
+        video_in = inp.streams.video[0]
+        video_in.thread_type = "AUTO"
+        audio_in = list(inp.streams.audio)
+        video_out = cast(
+            av.video.stream.VideoStream,
+            out.add_stream(encoder_name, rate=video_in.average_rate or Fraction(30)),
+        )
+        video_out.width = reader.info.width
+        video_out.height = reader.info.height
+        video_out.pix_fmt = options.pixel_format
+        time_base = video_in.time_base or Fraction(1, 90000)
+        video_out.time_base = time_base
+        video_out.codec_context.time_base = time_base
+        codec_options: dict[str, str] = {
+            "crf": str(options.crf if options.crf is not None else default_crf)
+        }
+        preset = options.preset or default_preset
+        if preset:
+            codec_options["preset"] = preset
+        if options.codec == "vp9":
+            codec_options["b"] = "0"
+        video_out.options = dict(codec_options)
+        audio_out = {s.index: out.add_stream_from_template(s) for s in audio_in}
+        for key, value in _metadata(options, model).items():
+            out.metadata[key] = value
+        index = 0
+        for packet in inp.demux(video_in, *audio_in):
+            if packet.stream.type == "audio":
+                if packet.dts is None:
+                    continue
+                packet.stream = audio_out[packet.stream.index]
+                out.mux(packet)
+                summary.audio_packets += 1
+                continue
+            for decoded in packet.decode():
+                frame = cast(av.VideoFrame, decoded)
+                image: np.ndarray = frame.to_ndarray(format="bgr24")
+                if rotation:
+                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+                image = paste(image, _next_patches(patches, index))
+                if options.disclosure_label:
+                    image = draw_label(image)
+                new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+                new.pts = frame.pts
+                new.time_base = frame.time_base
+                for out_packet in video_out.encode(new):
+                    out.mux(out_packet)
+                index += 1
+        for out_packet in video_out.encode():
+            out.mux(out_packet)
+        summary.frames = index
+    except av.error.FFmpegError as exc:
+        raise MediaError(str(source), f"cannot transcode ({exc})") from None
+    finally:
+        out.close()
+        inp.close()
+    return summary
+
+
+def _muxer(suffix: str) -> str:
+    return {"mkv": "matroska", "webm": "webm", "mov": "mov", "mp4": "mp4"}.get(suffix, "mp4")
+
+
+def _encode_image(
+    source: Path,
+    output: Path,
+    patches: Iterator[FramePatches],
+    options: EncodeOptions,
+    model: str,
+) -> EncodeSummary:
+    with open_media(source) as reader:
+        image = next(reader.frames()).image
+    image = paste(image, _next_patches(patches, 0))
+    if options.disclosure_label:
+        image = draw_label(image)
+    suffix = Path(str(output).removesuffix(".partial")).suffix.lower()
+    fmt = "jpeg" if suffix in (".jpg", ".jpeg") else "png"
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", image)
+    if not ok:
+        raise InvalidInputError(f"cannot encode {output.name}")
+    text = f"{SYNTHETIC_COMMENT} swapline_model={model}"
+    output.write_bytes(_with_comment(data.tobytes(), fmt, text))
+    return EncodeSummary(output, frames=1)
+
+
+def _with_comment(data: bytes, fmt: str, text: str) -> bytes:
+    """Adds a PNG tEXt 'Comment' chunk or a JPEG COM segment."""
+    import struct
+    import zlib
+
+    payload = text.encode("latin-1", "replace")
+    if fmt == "png":
+        body = b"Comment\x00" + payload
+        chunk = struct.pack(">I", len(body)) + b"tEXt" + body
+        chunk += struct.pack(">I", zlib.crc32(b"tEXt" + body))
+        return data[:33] + chunk + data[33:]  # after the signature and IHDR
+    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
+    return data[:2] + segment + data[2:]
