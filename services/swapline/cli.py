@@ -185,6 +185,53 @@ def _eval_identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _swap(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from swapline.pipeline import EmbeddedStages, Progress, SwapOptions, swap_file
+    from swapline.stages.blend import BlendOptions, ColorTransfer
+    from swapline.stages.encode import EncodeOptions
+
+    if args.remote:
+        raise SwaplineError("--remote: the orchestrator service is not available yet")
+    stages = EmbeddedStages(args.repository)
+    options = SwapOptions(
+        model=args.model,
+        blend=BlendOptions(
+            color_transfer=ColorTransfer(args.color),
+            seamless_clone=args.seamless,
+            sharpen=args.sharpen,
+        ),
+        encode=EncodeOptions(
+            codec=args.codec, crf=args.crf, preset=args.preset, disclosure_label=args.label
+        ),
+    )
+    bar = tqdm(
+        total=None,
+        desc="swap",
+        unit="frame",
+        disable=args.quiet,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+    def on_progress(progress: Progress) -> None:
+        bar.total = progress.frames_total or None
+        bar.n = progress.frames_done
+        bar.set_postfix(faces=progress.faces_swapped, refresh=True)
+
+    try:
+        summary, progress = swap_file(args.input, args.output, stages, options, on_progress)
+    finally:
+        bar.close()
+    print(
+        f"wrote {summary.output}: {summary.frames} frames, {progress.faces_swapped} faces "
+        f"swapped with {args.model}, {summary.audio_packets} audio packets copied, "
+        f"{progress.frames_per_second:.1f} frames/s"
+    )
+    return 0
+
+
 def _check_select(value: str) -> str:
     if value in ("largest", "all") or (value.startswith("ref=") and len(value) > 4):
         return value
@@ -316,6 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=200, help="faces to use at most")
     ev.add_argument("--json", default=None, metavar="OUT", help="also write the report here")
     ev.set_defaults(func=_eval_identity)
+
+    sw = sub.add_parser("swap", help="replace faces in a video or image with a trained model")
+    sw.add_argument("--model", required=True, help="model name in the repository")
+    sw.add_argument("--input", required=True, help="video or image")
+    sw.add_argument("--output", required=True, help="output file (.mp4, .mkv, .webm; .png/.jpg)")
+    sw.add_argument("--repository", default="models/repository", metavar="MODEL_REPO")
+    sw.add_argument("--remote", default=None, metavar="ADDR", help="orchestrator address")
+    sw.add_argument("--color", choices=["rct", "lct", "hist", "none"], default="rct")
+    sw.add_argument("--seamless", action="store_true", help="Poisson seamless cloning")
+    sw.add_argument("--sharpen", type=float, default=0.0)
+    sw.add_argument("--codec", choices=["h264", "h265", "vp9", "av1"], default="h264")
+    sw.add_argument("--crf", type=int, default=None)
+    sw.add_argument("--preset", default=None)
+    sw.add_argument("--label", action="store_true", help="burn in a visible disclosure label")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_swap)
 
     sv = sub.add_parser("serve", help="run one stage as a gRPC server")
     sv.add_argument("service", choices=["detector", "aligner", "swapper"])

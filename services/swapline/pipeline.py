@@ -1,0 +1,273 @@
+"""The swap pipeline: detect -> align -> swap -> blend -> encode.
+
+One code path for every mode: the pipeline talks to a ``Stages`` object,
+which runs the stage libraries in this process (``EmbeddedStages``) or calls
+the stage services over gRPC. Frames are processed in windows: a window's
+faces go to the swapper as one batch, and memory holds one window.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from swapline._ordered import ordered_map
+from swapline.errors import InvalidInputError
+from swapline.media import Frame, open_media
+from swapline.stages.align import (
+    AlignedFace,
+    AlignOptions,
+    AlignSession,
+    FaceType,
+    Measurement,
+    RegionInput,
+    region_around,
+)
+from swapline.stages.blend import BlendOptions, blend_face, roi_of
+from swapline.stages.detect import DetectorConfig, FaceDetector
+from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch, encode
+from swapline.stages.swap import ModelEntry, ModelRepository, OnnxEngine
+
+
+class AlignStage(Protocol):
+    def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]: ...
+
+
+class Stages(Protocol):
+    """What the pipeline needs from the stages, wherever they run."""
+
+    def model(self, name: str) -> ModelEntry: ...
+
+    def detect(
+        self, frames: Sequence[Frame]
+    ) -> list[list[tuple[float, float, float, float, float]]]:
+        """Boxes (left, top, right, bottom, score) per frame, frame pixels."""
+        ...
+
+    def align_session(self, options: AlignOptions) -> AlignStage: ...
+
+    def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class _EmbeddedAlign:
+    def __init__(self, options: AlignOptions, workers: int) -> None:
+        self.session = AlignSession(options)
+        self.workers = workers
+
+    def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]:
+        measured: list[Measurement] = [
+            m
+            for group in ordered_map(self.session.measure, [[r] for r in regions], self.workers)
+            for m in group
+        ]
+        return self.session.align(regions, measured)
+
+
+class EmbeddedStages:
+    """Every stage in this process: the default, no servers needed."""
+
+    def __init__(
+        self,
+        repository: str | Path,
+        detector: DetectorConfig | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.repository = ModelRepository(repository)
+        self.engine = OnnxEngine(self.repository)
+        self.detector = FaceDetector(detector)
+        self.workers = workers or os.cpu_count() or 1
+
+    def model(self, name: str) -> ModelEntry:
+        return self.engine.load(name)
+
+    def detect(
+        self, frames: Sequence[Frame]
+    ) -> list[list[tuple[float, float, float, float, float]]]:
+        def one(frame: Frame) -> list[tuple[float, float, float, float, float]]:
+            return [
+                (d.left, d.top, d.right, d.bottom, d.score)
+                for d in self.detector.detect(frame.image)
+            ]
+
+        return list(ordered_map(one, frames, self.workers))
+
+    def align_session(self, options: AlignOptions) -> AlignStage:
+        return _EmbeddedAlign(options, self.workers)
+
+    def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.engine.infer(model, faces)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class SwapOptions:
+    model: str
+    blend: BlendOptions = field(default_factory=BlendOptions)
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    window: int = 16  # frames per batch of work
+    max_faces_per_frame: int = 0  # 0 = every face
+    smoothing: float = 0.5
+
+
+@dataclass
+class Progress:
+    frames_done: int = 0
+    frames_total: int = 0
+    faces_swapped: int = 0
+    started: float = field(default_factory=time.monotonic)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.frames_done / elapsed if elapsed > 0 else 0.0
+
+    def timed(self, stage: str, start: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _windows(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    window: list[Frame] = []
+    for frame in frames:
+        window.append(frame)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def frame_patches(
+    source: str | os.PathLike[str],
+    stages: Stages,
+    options: SwapOptions,
+    progress: Progress,
+    on_progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Iterator[FramePatches]:
+    """The blended patches of every frame of ``source``, in order."""
+    entry = stages.model(options.model)
+    res = entry.resolution
+    face_type = FaceType(entry.metadata.get("face_type", "whole"))
+    session = stages.align_session(
+        AlignOptions(size=res, face_type=face_type, smoothing=options.smoothing)
+    )
+    with open_media(source) as reader:
+        progress.frames_total = reader.info.frame_count
+        for window in _windows(reader.frames(), options.window):
+            if cancelled():
+                raise InterruptedError("cancelled")
+            yield from _process_window(window, stages, session, entry, options, progress)
+            if on_progress is not None:
+                on_progress(progress)
+
+
+def _process_window(
+    window: list[Frame],
+    stages: Stages,
+    session: AlignStage,
+    entry: ModelEntry,
+    options: SwapOptions,
+    progress: Progress,
+) -> Iterator[FramePatches]:
+    start = time.perf_counter()
+    boxes = stages.detect(window)
+    progress.timed("detect", start)
+    regions: list[RegionInput] = []
+    for frame, found in zip(window, boxes, strict=True):
+        height, width = frame.image.shape[:2]
+        ranked = sorted(found, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+        if options.max_faces_per_frame:
+            ranked = ranked[: options.max_faces_per_frame]
+        for face_index, (left, top, right, bottom, score) in enumerate(ranked):
+            box = (left, top, right, bottom)
+            x0, y0, x1, y1 = region_around(box, (width, height))
+            regions.append(
+                RegionInput(
+                    frame.index,
+                    face_index,
+                    frame.image[y0:y1, x0:x1],
+                    (float(x0), float(y0)),
+                    box,
+                    score,
+                )
+            )
+    start = time.perf_counter()
+    aligned = session.align(regions) if regions else []
+    progress.timed("align", start)
+    swapped: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    if aligned:
+        start = time.perf_counter()
+        crops = np.stack([a.aligned.crop for a in aligned if a.aligned.crop is not None])
+        swapped, masks = stages.swap(options.model, crops)
+        progress.timed("swap", start)
+    by_frame: dict[int, list[int]] = {}
+    for i, face in enumerate(aligned):
+        by_frame.setdefault(face.frame_index, []).append(i)
+    start = time.perf_counter()
+    for frame in window:
+        patches: list[Patch] = []
+        working = frame.image  # decoded for this pipeline alone: safe to modify
+        height, width = working.shape[:2]
+        for i in by_frame.get(frame.index, []):
+            assert swapped is not None and masks is not None
+            face = aligned[i]
+            x0, y0, x1, y1 = roi_of(face.aligned.crop_to_frame, entry.resolution, (width, height))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            blended = blend_face(
+                working[y0:y1, x0:x1],
+                (x0, y0),
+                swapped[i],
+                masks[i][..., 0],
+                face.aligned.mask,
+                face.aligned.crop_to_frame,
+                options.blend,
+            )
+            working[y0:y1, x0:x1] = blended
+            patches.append(Patch((x0, y0), blended))
+            progress.faces_swapped += 1
+        progress.frames_done += 1
+        yield FramePatches(frame.index, patches)
+    progress.timed("blend", start)
+
+
+def swap_file(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    stages: Stages,
+    options: SwapOptions,
+    on_progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> tuple[EncodeSummary, Progress]:
+    """Swaps every face of ``source`` and writes ``output``.
+
+    The model is looked up and the input opened before any work; a failure
+    leaves no output file behind.
+    """
+    stages.model(options.model)  # NOT_FOUND before any work
+    with open_media(source) as reader:
+        if reader.info.kind == "image" and Path(output).suffix.lower() not in (
+            ".png",
+            ".jpg",
+            ".jpeg",
+        ):
+            raise InvalidInputError(f"{output}: a still image needs a .png or .jpg output")
+    progress = Progress()
+    patches = frame_patches(source, stages, options, progress, on_progress, cancelled)
+    summary = encode(source, output, patches, options.encode, model=options.model)
+    return summary, progress
