@@ -10,12 +10,16 @@ apart. New entries that appear in the repository are loaded while serving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
 import sysconfig
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +144,63 @@ def run(repository: str, grpc_port: int, http_port: int, metrics_port: int) -> N
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server.serve()
+
+
+@contextlib.contextmanager
+def launched(
+    repository: str | Path,
+    log: Path,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    model: str | None = None,
+    timeout: float = 180.0,
+) -> Iterator[str]:
+    """Runs ``swapline triton`` as a subprocess until the block ends; yields
+    its gRPC address once the server (and ``model``, if named) is ready."""
+    import tritonclient.grpc as triton_grpc
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "triton",
+            "--repository",
+            str(repository),
+            "--grpc-port",
+            str(grpc_port),
+            "--http-port",
+            str(http_port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"127.0.0.1:{grpc_port}"
+    client = triton_grpc.InferenceServerClient(url)
+
+    def ready() -> bool:
+        try:
+            return bool(
+                client.is_server_ready() and (model is None or client.is_model_ready(model))
+            )
+        except Exception:
+            return False
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Triton did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from swapline.stages.swap import ModelRepository, OnnxEngine
 from swapline.train.data import load_faceset
 from swapline.train.model import ModelConfig, SwapExport
 from swapline.train.trainer import Identity, Trainer, TrainOptions
+from swapline.triton_server import launched
 from swapline.v1 import common_pb2 as pb
 from swapline.v1 import swapper_pb2, swapper_pb2_grpc
 from tests.conftest import REPO, free_port, start_server, stop_server
@@ -195,45 +195,10 @@ def test_exported_onnx_matches_torch(
 
 @contextlib.contextmanager
 def triton_process(repository: Path, tmp: Path) -> Iterator[str]:
-    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
-    log = (tmp / "triton.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "swapline.cli",
-            "triton",
-            "--repository",
-            str(repository),
-            "--grpc-port",
-            str(grpc_port),
-            "--http-port",
-            str(http_port),
-            "--metrics-port",
-            str(metrics_port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    url = f"127.0.0.1:{grpc_port}"
-    client = triton_grpc.InferenceServerClient(url)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(Exception):
-                if client.is_server_ready() and client.is_model_ready("pair16"):
-                    break
-            assert process.poll() is None, (tmp / "triton.log").read_text()
-            assert time.monotonic() < deadline, (tmp / "triton.log").read_text()
-            time.sleep(0.5)
+    with launched(
+        repository, tmp / "triton.log", free_port(), free_port(), free_port(), model="pair16"
+    ) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def swap_request(model: str, faces: np.ndarray) -> swapper_pb2.SwapRequest:

@@ -10,13 +10,12 @@ frames of B. Runs on a CPU too (slowly), which is how it is tested.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,48 +42,6 @@ def faces_per_second(
     return count / (time.perf_counter() - start)
 
 
-@contextlib.contextmanager
-def triton(repository: Path, port: int, log: Path) -> Iterator[str]:
-    import tritonclient.grpc as triton_grpc
-
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "swapline.cli",
-            "triton",
-            "--repository",
-            str(repository),
-            "--grpc-port",
-            str(port),
-            "--http-port",
-            str(port + 1),
-            "--metrics-port",
-            str(port + 2),
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 180
-        while not _ready(client):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Triton did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-
-
-def _ready(client: object) -> bool:
-    try:
-        return bool(client.is_server_ready())  # type: ignore[attr-defined]
-    except Exception:
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=Path("out/gpu-check"))
@@ -100,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from swapline.evaluate import evaluate_identity, load_swap_function
     from swapline.stages.swap import ModelRepository, TritonEngine
     from swapline.train.data import load_faceset
+    from swapline.triton_server import launched
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -188,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.synchronize()
             return out
 
-    with triton(repository, 18801, work / "triton.log") as url:
+    with launched(repository, work / "triton.log", 18801, 18802, 18803) as url:
         engine = TritonEngine(url, ModelRepository(repository))
         engine.load("d6_to_d10")
         for batch in (1, 64, 256):

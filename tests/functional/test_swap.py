@@ -1,0 +1,150 @@
+"""``swapline swap`` end to end, embedded, with the committed demo model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from swapline.stages.detect import FaceDetector
+from tests.conftest import REPO
+
+MODEL = "d6_to_d10"
+REPOSITORY = REPO / "models" / "repository"
+
+
+def swap(source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "swap",
+            "--model",
+            MODEL,
+            "--repository",
+            str(REPOSITORY),
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "-q",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def video_frames(path: Path) -> list[tuple[int, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [(f.pts, f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
+
+
+def audio_packets(path: Path) -> list[tuple[int, int, bytes]]:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        return [
+            (p.pts, p.dts, bytes(p)) for p in container.demux(container.streams.audio[0]) if p.size
+        ]
+
+
+def face_mask(image: np.ndarray, detector: FaceDetector) -> np.ndarray:
+    """True inside generous regions around every detected face."""
+    mask = np.zeros(image.shape[:2], bool)
+    for face in detector.detect(image):
+        pad = max(face.width, face.height)
+        x0, y0 = max(0, int(face.left - pad)), max(0, int(face.top - pad))
+        mask[y0 : int(face.bottom + pad), x0 : int(face.right + pad)] = True
+    return mask
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("clip", ["d10.mp4", "vfr_talking_1.mp4", "carphone_pristine.mp4"])
+def test_swap_keeps_frames_timestamps_audio_and_background(
+    clip: str, data: Path, tmp_path: Path
+) -> None:
+    source, output = data / clip, tmp_path / "out.mp4"
+    result = swap(source, output)
+    assert result.returncode == 0, result.stderr
+    before, after = video_frames(source), video_frames(output)
+    assert len(after) == len(before)
+    assert [p for p, _ in after] == [p for p, _ in before]
+    assert audio_packets(output) == audio_packets(source)  # bit-exact, or both without audio
+    with av.open(str(output)) as container:
+        assert "Synthetic media" in container.metadata.get("comment", "")
+        assert container.metadata.get("swapline_model") == MODEL
+    detector = FaceDetector()
+    outside, inside = [], []
+    for (_, a), (_, b) in list(zip(before, after, strict=True))[:: max(1, len(before) // 12)]:
+        mask = face_mask(a, detector)
+        if (~mask).any():
+            outside.append(psnr(a[~mask], b[~mask]))
+        if mask.any():
+            inside.append(psnr(a[mask], b[mask]))
+    assert min(outside) >= 40.0, outside
+    assert inside and np.median(inside) < 35.0, inside  # the faces did change
+
+
+def test_no_face_clip_comes_out_unchanged_apart_from_encoding(data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "bunny.mp4"
+    result = swap(data / "bigbuckbunny.mp4", output)
+    assert result.returncode == 0, result.stderr
+    assert "0 faces swapped" in result.stdout
+    before, after = video_frames(data / "bigbuckbunny.mp4"), video_frames(output)
+    assert len(before) == len(after)
+    assert min(psnr(a, b) for (_, a), (_, b) in zip(before, after, strict=True)) > 38.0
+    assert audio_packets(output) == audio_packets(data / "bigbuckbunny.mp4")  # 5.1 AAC
+
+
+def test_still_image_gives_an_image(data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "two.png"
+    result = swap(data / "two_people.jpg", output)
+    assert result.returncode == 0, result.stderr
+    assert "2 faces swapped" in result.stdout
+    image = cv2.imread(str(output))
+    original = cv2.imread(str(data / "two_people.jpg"))
+    assert image.shape == original.shape
+    assert b"Synthetic media" in output.read_bytes()
+
+
+def test_unknown_model_and_bad_input_fail_cleanly(data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out.mp4"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "swap",
+            "--model",
+            "nope",
+            "--repository",
+            str(REPOSITORY),
+            "--input",
+            str(data / "d10.mp4"),
+            "--output",
+            str(output),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "unknown model" in result.stderr
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes((data / "s18.mp4").read_bytes()[:300_000])
+    result = swap(bad, output)
+    assert result.returncode != 0 and "truncated" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not output.exists() and not list(tmp_path.glob(".*partial"))
