@@ -27,9 +27,13 @@ _ENCODING_NAMES: dict[pb.ImageEncoding, str] = {
 
 
 def decode_image_message(
-    message: pb.Image, what: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+    message: pb.Image,
+    what: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    keep_alpha: bool = False,
 ) -> np.ndarray:
-    """A BGR uint8 array from an Image message (GRAY8 stays single-channel).
+    """A BGR uint8 array from an Image message (GRAY8 stays single-channel;
+    BGRA8/RGBA8 stay BGRA with ``keep_alpha``).
 
     Geometry is checked before any pixel buffer is allocated: declared sizes
     over ``max_pixels``, raw buffers of the wrong length and encoded images
@@ -60,9 +64,10 @@ def decode_image_message(
         if fmt == pb.PIXEL_FORMAT_RGB8:
             return np.ascontiguousarray(array[:, :, ::-1])
         if fmt == pb.PIXEL_FORMAT_BGRA8:
-            return cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
+            return array if keep_alpha else cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
         if fmt == pb.PIXEL_FORMAT_RGBA8:
-            return cv2.cvtColor(array, cv2.COLOR_RGBA2BGR)
+            code = cv2.COLOR_RGBA2BGRA if keep_alpha else cv2.COLOR_RGBA2BGR
+            return cv2.cvtColor(array, code)
         return array
     if kind == "encoded":
         data = message.encoded.data
@@ -86,6 +91,8 @@ def decode_image_message(
             raise InvalidInputError(f"{what}: cannot decode (truncated or corrupt)")
         if message.pixel_format == pb.PIXEL_FORMAT_GRAY8:
             return image
+        if keep_alpha and image.ndim == 3 and image.shape[2] == 4:
+            return image
         return to_bgr8(image)
     raise InvalidInputError(f"{what}: no pixels")
 
@@ -93,17 +100,23 @@ def decode_image_message(
 def image_message(
     image: np.ndarray, encoding: pb.ImageEncoding = pb.IMAGE_ENCODING_UNSPECIFIED
 ) -> pb.Image:
-    """An Image message from a BGR (HxWx3) or grey (HxW) uint8 array."""
+    """An Image message from a BGR (HxWx3), BGRA (HxWx4) or grey (HxW) uint8
+    array."""
     height, width = image.shape[:2]
     grey = image.ndim == 2
-    fmt = pb.PIXEL_FORMAT_GRAY8 if grey else pb.PIXEL_FORMAT_BGR8
+    if grey:
+        fmt = pb.PIXEL_FORMAT_GRAY8
+    elif image.shape[2] == 4:
+        fmt = pb.PIXEL_FORMAT_BGRA8
+    else:
+        fmt = pb.PIXEL_FORMAT_BGR8
     name = _ENCODING_NAMES.get(encoding)
     if name is None:
         return pb.Image(
             width=width, height=height, pixel_format=fmt, raw=np.ascontiguousarray(image).tobytes()
         )
-    if grey and name == "jpeg":
-        name, encoding = "png", pb.IMAGE_ENCODING_PNG  # masks stay lossless
+    if (grey or fmt == pb.PIXEL_FORMAT_BGRA8) and name == "jpeg":
+        name, encoding = "png", pb.IMAGE_ENCODING_PNG  # masks and alpha stay lossless
     return pb.Image(
         width=width,
         height=height,

@@ -9,13 +9,14 @@ and gives in-flight calls up to ``drain_seconds`` to finish before exiting.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 import time
 from collections.abc import Callable, Iterable, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -82,20 +83,16 @@ class ServiceBinding:
 ServiceFactory = Callable[[ServerConfig, StageWorkers], ServiceBinding]
 
 
+SERVICES = ("detector", "aligner", "swapper", "blender")
+
+
 def _factory(service: str) -> ServiceFactory:
-    if service == "detector":
-        from swapline.services.detector import binding
-
-        return binding
-    if service == "aligner":
-        from swapline.services.aligner import binding as aligner_binding
-
-        return aligner_binding
-    if service == "swapper":
-        from swapline.services.swapper import binding as swapper_binding
-
-        return swapper_binding
-    raise ValueError(f"unknown service {service!r}")
+    """The binding function of a service module (imported on demand, so a
+    detector process never loads the swapper's dependencies)."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    module = importlib.import_module(f"swapline.services.{service}")
+    return cast(ServiceFactory, module.binding)
 
 
 class StageServer:

@@ -116,10 +116,16 @@ def blend_face(
     hull_mask: np.ndarray | None,
     crop_to_frame: np.ndarray,
     options: BlendOptions,
+    composite: bool = True,
 ) -> np.ndarray:
     """The ROI with the swapped face pasted in. ``roi`` is the frame's pixels
     at ``origin``; ``swapped`` and the masks are aligned crops; the matrix
-    maps crop pixels to frame pixels."""
+    maps crop pixels to frame pixels.
+
+    With ``composite=False`` the result is BGRA: the face to paste and its
+    alpha, for a receiver that composites patches itself (independent
+    patches of overlapping faces then do not overwrite each other).
+    """
     size = swapped.shape[0]
     if swapped.shape != (size, size, 3) or swapped.dtype != np.uint8:
         raise InvalidInputError("swapped face must be a square BGR uint8 crop")
@@ -171,6 +177,13 @@ def blend_face(
         # A mask touching the ROI border makes OpenCV refuse: blend plainly.
         with contextlib.suppress(cv2.error):
             warped_face = cv2.seamlessClone(warped_face, roi, binary, centre, cv2.NORMAL_CLONE)
+    if not composite:
+        return np.dstack([warped_face, alpha])
+    return composite_patch(roi, warped_face, alpha)
+
+
+def composite_patch(under: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``face`` over ``under`` with ``alpha`` (uint8, 255 = face)."""
     a = alpha.astype(np.float32)[..., None] / 255.0
-    out = roi.astype(np.float32) * (1 - a) + warped_face.astype(np.float32) * a
+    out = under.astype(np.float32) * (1 - a) + face.astype(np.float32) * a
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -21,6 +21,7 @@ import numpy as np
 
 from swapline.errors import InvalidInputError, MediaError
 from swapline.media import open_media
+from swapline.stages.blend import composite_patch
 
 SYNTHETIC_COMMENT = (
     "Synthetic media: one or more faces in this file were replaced by swapline "
@@ -55,7 +56,8 @@ class EncodeOptions:
 
 @dataclass(frozen=True)
 class Patch:
-    """Blended pixels to paste at ``origin`` (x, y) of one frame."""
+    """Blended pixels to paste at ``origin`` (x, y) of one frame: BGR replaces
+    the pixels, BGRA is composited with its alpha."""
 
     origin: tuple[int, int]
     image: np.ndarray
@@ -81,7 +83,13 @@ def paste(image: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
         h, w = patch.image.shape[:2]
         if x < 0 or y < 0 or y + h > image.shape[0] or x + w > image.shape[1]:
             raise InvalidInputError(f"patch at {patch.origin} of {w}x{h} leaves the frame")
-        image[y : y + h, x : x + w] = patch.image
+        if patch.image.ndim == 3 and patch.image.shape[2] == 4:
+            under = image[y : y + h, x : x + w]
+            image[y : y + h, x : x + w] = composite_patch(
+                under, patch.image[..., :3], patch.image[..., 3]
+            )
+        else:
+            image[y : y + h, x : x + w] = patch.image
     return image
 
 
