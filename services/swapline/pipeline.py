@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -54,7 +54,32 @@ class Stages(Protocol):
 
     def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[np.ndarray]:
+        """One BGRA patch (face and alpha) per item, the size of its ROI."""
+        ...
+
+    def encode(
+        self,
+        source: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        patches: Iterable[FramePatches],
+        options: EncodeOptions,
+        model: str,
+    ) -> EncodeSummary: ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BlendItem:
+    frame_index: int
+    face_index: int
+    roi: np.ndarray  # the frame's pixels under the face
+    origin: tuple[int, int]
+    swapped: np.ndarray
+    swapped_mask: np.ndarray
+    hull_mask: np.ndarray | None
+    crop_to_frame: np.ndarray
 
 
 class _EmbeddedAlign:
@@ -104,6 +129,31 @@ class EmbeddedStages:
 
     def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.engine.infer(model, faces)
+
+    def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[np.ndarray]:
+        def one(item: BlendItem) -> np.ndarray:
+            return blend_face(
+                item.roi,
+                item.origin,
+                item.swapped,
+                item.swapped_mask,
+                item.hull_mask,
+                item.crop_to_frame,
+                options,
+                composite=False,
+            )
+
+        return list(ordered_map(one, items, self.workers))
+
+    def encode(
+        self,
+        source: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        patches: Iterable[FramePatches],
+        options: EncodeOptions,
+        model: str,
+    ) -> EncodeSummary:
+        return encode(source, output, patches, options, model)
 
     def close(self) -> None:
         pass
@@ -215,35 +265,38 @@ def _process_window(
         crops = np.stack([a.aligned.crop for a in aligned if a.aligned.crop is not None])
         swapped, masks = stages.swap(options.model, crops)
         progress.timed("swap", start)
-    by_frame: dict[int, list[int]] = {}
+    items: list[BlendItem] = []
+    frames = {frame.index: frame for frame in window}
     for i, face in enumerate(aligned):
-        by_frame.setdefault(face.frame_index, []).append(i)
-    start = time.perf_counter()
-    for frame in window:
-        patches: list[Patch] = []
-        working = frame.image  # decoded for this pipeline alone: safe to modify
-        height, width = working.shape[:2]
-        for i in by_frame.get(frame.index, []):
-            assert swapped is not None and masks is not None
-            face = aligned[i]
-            x0, y0, x1, y1 = roi_of(face.aligned.crop_to_frame, entry.resolution, (width, height))
-            if x1 <= x0 or y1 <= y0:
-                continue
-            blended = blend_face(
-                working[y0:y1, x0:x1],
+        image = frames[face.frame_index].image
+        height, width = image.shape[:2]
+        x0, y0, x1, y1 = roi_of(face.aligned.crop_to_frame, entry.resolution, (width, height))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        assert swapped is not None and masks is not None
+        items.append(
+            BlendItem(
+                face.frame_index,
+                face.face_index,
+                image[y0:y1, x0:x1],
                 (x0, y0),
                 swapped[i],
                 masks[i][..., 0],
                 face.aligned.mask,
                 face.aligned.crop_to_frame,
-                options.blend,
             )
-            working[y0:y1, x0:x1] = blended
-            patches.append(Patch((x0, y0), blended))
-            progress.faces_swapped += 1
+        )
+    start = time.perf_counter()
+    blended = stages.blend(items, options.blend) if items else []
+    progress.timed("blend", start)
+    by_frame: dict[int, list[Patch]] = {}
+    for item, patch in zip(items, blended, strict=True):
+        by_frame.setdefault(item.frame_index, []).append(Patch(item.origin, patch))
+    for frame in window:
+        patches = by_frame.get(frame.index, [])
+        progress.faces_swapped += len(patches)
         progress.frames_done += 1
         yield FramePatches(frame.index, patches)
-    progress.timed("blend", start)
 
 
 def swap_file(
@@ -269,5 +322,5 @@ def swap_file(
             raise InvalidInputError(f"{output}: a still image needs a .png or .jpg output")
     progress = Progress()
     patches = frame_patches(source, stages, options, progress, on_progress, cancelled)
-    summary = encode(source, output, patches, options.encode, model=options.model)
+    summary = stages.encode(source, output, patches, options.encode, options.model)
     return summary, progress

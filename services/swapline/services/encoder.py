@@ -1,0 +1,155 @@
+"""Encoder service: a thin adapter over :mod:`swapline.stages.encode`.
+
+The first request names the source (which the encoder decodes itself from
+shared storage) and the output; then one FramePatches per source frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+
+from swapline import wire
+from swapline.errors import InvalidInputError
+from swapline.runtime import metrics
+from swapline.runtime.config import ServerConfig
+from swapline.runtime.server import ServiceBinding, StageWorkers
+from swapline.stages.encode import EncodeOptions, FramePatches, Patch, encode
+from swapline.storage import StorageRoots
+from swapline.v1 import encoder_pb2, encoder_pb2_grpc
+
+SERVICE_NAME = encoder_pb2.DESCRIPTOR.services_by_name["Encoder"].full_name
+CODEC_NAMES = {
+    encoder_pb2.VIDEO_CODEC_UNSPECIFIED: "h264",
+    encoder_pb2.VIDEO_CODEC_H264: "h264",
+    encoder_pb2.VIDEO_CODEC_H265: "h265",
+    encoder_pb2.VIDEO_CODEC_VP9: "vp9",
+    encoder_pb2.VIDEO_CODEC_AV1: "av1",
+}
+_END = object()
+
+
+def encode_options(message: encoder_pb2.EncodeOptions) -> EncodeOptions:
+    options = EncodeOptions(
+        codec=CODEC_NAMES.get(message.codec, "h264"),
+        crf=message.crf if message.HasField("crf") else None,
+        preset=message.preset or None,
+        pixel_format=message.pixel_format or "yuv420p",
+        disclosure_label=message.disclosure_label,
+        metadata=dict(message.metadata),
+    )
+    options.validate()
+    return options
+
+
+def encode_options_message(options: EncodeOptions) -> encoder_pb2.EncodeOptions:
+    codecs = {v: k for k, v in CODEC_NAMES.items() if k != encoder_pb2.VIDEO_CODEC_UNSPECIFIED}
+    message = encoder_pb2.EncodeOptions(
+        codec=codecs[options.codec],
+        preset=options.preset or "",
+        pixel_format=options.pixel_format,
+        disclosure_label=options.disclosure_label,
+        metadata=options.metadata,
+    )
+    if options.crf is not None:
+        message.crf = options.crf
+    return message
+
+
+def frame_patches(message: encoder_pb2.FramePatches, max_pixels: int) -> FramePatches:
+    return FramePatches(
+        index=message.frame.index,
+        patches=[
+            Patch(
+                (round(p.origin.x), round(p.origin.y)),
+                wire.decode_image_message(p.image, "patch", max_pixels, keep_alpha=True),
+            )
+            for p in message.patches
+        ],
+    )
+
+
+class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
+    def __init__(self, config: ServerConfig, workers: StageWorkers, roots: StorageRoots) -> None:
+        self.config = config
+        self.workers = workers
+        self.roots = roots
+
+    async def Encode(
+        self,
+        requests: AsyncIterator[encoder_pb2.EncodeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> encoder_pb2.EncodeResponse:
+        first = await anext(aiter(requests), None)
+        if first is None or first.WhichOneof("item") != "start":
+            raise InvalidInputError("the first message must be EncodeStart")
+        start = first.start
+        source = self.roots.resolve(start.source_uri)
+        output = self.roots.resolve(start.output_uri)
+        options = encode_options(start.options)
+        # A bounded hand-over to the encoding thread: a slow encoder makes
+        # the stream wait (backpressure) instead of buffering frames.
+        handover: queue.Queue[object] = queue.Queue(maxsize=32)
+        stop = threading.Event()
+
+        def patches() -> Iterator[FramePatches]:
+            while True:
+                item = handover.get()
+                if item is _END:
+                    return
+                assert isinstance(item, encoder_pb2.FramePatches)
+                yield frame_patches(item, self.config.max_frame_pixels)
+                metrics.STAGE_ITEMS.labels("encoder", "frames").inc()
+
+        def run() -> encoder_pb2.EncodeResponse:
+            try:
+                summary = encode(source, output, patches(), options, model=start.model)
+            finally:
+                stop.set()
+                with contextlib.suppress(queue.Empty):
+                    while True:  # unblock a feeder waiting on a full queue
+                        handover.get_nowait()
+            return encoder_pb2.EncodeResponse(
+                output_uri=start.output_uri, frames=summary.frames, bytes=summary.bytes
+            )
+
+        task = asyncio.ensure_future(self.workers.run(run))
+        loop = asyncio.get_running_loop()
+
+        def put(item: object) -> None:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    handover.put(item, timeout=0.1)
+                    return
+
+        try:
+            async for request in requests:
+                if request.WhichOneof("item") != "frame":
+                    raise InvalidInputError("only FramePatches may follow EncodeStart")
+                if task.done():
+                    break
+                await loop.run_in_executor(None, put, request.frame)
+            await loop.run_in_executor(None, put, _END)
+            return await task
+        except BaseException:
+            stop.set()
+            await loop.run_in_executor(None, put, _END)
+            with contextlib.suppress(BaseException):
+                await task
+            output.with_name(f".{output.name}.partial").unlink(missing_ok=True)
+            raise
+
+
+def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
+    roots = StorageRoots.from_env(os.environ.get("SWAPLINE_STORAGE_ROOTS", os.getcwd()))
+    servicer = EncoderServicer(config, workers, roots)
+    return ServiceBinding(
+        name=SERVICE_NAME,
+        register=lambda server: encoder_pb2_grpc.add_EncoderServicer_to_server(servicer, server),
+    )
