@@ -1,0 +1,367 @@
+"""The stages as gRPC services: the distributed implementation of
+:class:`swapline.pipeline.Stages`.
+
+Unary calls carry deadlines and are retried on UNAVAILABLE through the
+channel's service config, so a stage server that restarts mid-job costs a
+retry, not the job. The aligner stream, which holds a video's tracking
+state, is reopened when its server goes away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import grpc
+import numpy as np
+
+from swapline import wire
+from swapline.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    SwaplineError,
+)
+from swapline.media import Frame
+from swapline.services.aligner import FACE_TYPE_MESSAGES
+from swapline.services.blender import blend_options_message
+from swapline.services.encoder import encode_options_message
+from swapline.stages.align import AlignedCrop, AlignedFace, AlignOptions, RegionInput
+from swapline.stages.blend import BlendOptions
+from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches
+from swapline.stages.swap import ModelEntry
+from swapline.v1 import (
+    aligner_pb2,
+    aligner_pb2_grpc,
+    blender_pb2,
+    blender_pb2_grpc,
+    detector_pb2,
+    detector_pb2_grpc,
+    encoder_pb2,
+    encoder_pb2_grpc,
+    swapper_pb2,
+    swapper_pb2_grpc,
+)
+from swapline.v1 import common_pb2 as pb
+
+MAX_MESSAGE = 256 * 1024 * 1024
+DETECT_SIDE = 640  # the detector downscales to this anyway: send no more
+
+
+def service_config(timeout_s: float = 120.0) -> str:
+    retry = {
+        "maxAttempts": 5,
+        "initialBackoff": "0.25s",
+        "maxBackoff": "4s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "methodConfig": [
+                {
+                    "name": [
+                        {"service": "swapline.v1.Detector"},
+                        {"service": "swapline.v1.Aligner", "method": "Align"},
+                        {"service": "swapline.v1.Swapper"},
+                        {"service": "swapline.v1.Blender"},
+                    ],
+                    "timeout": f"{timeout_s:.0f}s",
+                    "waitForReady": True,
+                    "retryPolicy": retry,
+                }
+            ],
+        }
+    )
+
+
+def channel(address: str) -> grpc.Channel:
+    """A client channel with retries, round-robin over every address that
+    ``dns:///`` resolves (new pods get traffic after a scale-up)."""
+    return grpc.insecure_channel(
+        address,
+        options=[
+            ("grpc.service_config", service_config()),
+            ("grpc.enable_retries", 1),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.keepalive_time_ms", 30_000),
+        ],
+    )
+
+
+def domain_error(error: grpc.RpcError) -> Exception:
+    """The domain error a stage's status code stands for."""
+    code, details = error.code(), error.details() or str(error)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidInputError(details)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFoundError(details)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDeniedError(details)
+    return SwaplineError(f"stage call failed: {code.name}: {details}")
+
+
+@dataclass(frozen=True)
+class StageAddresses:
+    detector: str
+    aligner: str
+    swapper: str
+    blender: str
+    encoder: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> StageAddresses | None:
+        env = dict(os.environ if env is None else env)
+        names = ("detector", "aligner", "swapper", "blender", "encoder")
+        values = {n: env.get(f"SWAPLINE_{n.upper()}_ADDR", "") for n in names}
+        if not any(values.values()):
+            return None
+        missing = [n for n, v in values.items() if not v]
+        if missing:
+            raise ValueError(f"distributed mode needs every stage address; missing {missing}")
+        return cls(**values)
+
+
+class _AlignStream:
+    """One AlignStream per video, reopened if its server goes away."""
+
+    def __init__(self, stub: aligner_pb2_grpc.AlignerStub, options: aligner_pb2.AlignOptions):
+        self.stub = stub
+        self.options = options
+        self._requests: queue.Queue[aligner_pb2.AlignRequest | None] | None = None
+        self._responses: Iterator[aligner_pb2.AlignResponse] | None = None
+
+    def _open(self) -> None:
+        self.close()
+        requests: queue.Queue[aligner_pb2.AlignRequest | None] = queue.Queue()
+        self._requests = requests
+        self._responses = self.stub.AlignStream(iter(requests.get, None), timeout=24 * 3600)
+
+    def call(self, request: aligner_pb2.AlignRequest) -> aligner_pb2.AlignResponse:
+        for attempt in range(5):
+            if self._responses is None:
+                self._open()
+            assert self._requests is not None and self._responses is not None
+            self._requests.put(request)
+            try:
+                return next(self._responses)
+            except grpc.RpcError as error:
+                self._responses = None
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                    raise domain_error(error) from None
+                threading.Event().wait(0.25 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._requests is not None:
+            self._requests.put(None)
+        self._requests = None
+        self._responses = None
+
+
+class _RemoteAlign:
+    def __init__(self, stages: RemoteStages, options: AlignOptions) -> None:
+        self.stages = stages
+        self.options = options
+        self.stream = _AlignStream(
+            aligner_pb2_grpc.AlignerStub(stages.channels["aligner"]),
+            aligner_pb2.AlignOptions(
+                size=options.size,
+                face_type=FACE_TYPE_MESSAGES[options.face_type],
+                smoothing=options.smoothing,
+            ),
+        )
+
+    def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]:
+        request = aligner_pb2.AlignRequest(
+            options=self.stream.options,
+            faces=[
+                pb.FaceRegion(
+                    frame=pb.FrameRef(index=r.frame_index),
+                    face_index=r.face_index,
+                    image=wire.image_message(np.ascontiguousarray(r.image)),
+                    origin=pb.Point(x=r.origin[0], y=r.origin[1]),
+                    box=wire.box_message(r.box),
+                    score=r.score,
+                )
+                for r in regions
+            ],
+        )
+        response = self.stream.call(request)
+        self.stages.count(request, response)
+        out = []
+        for region, face in zip(regions, response.faces, strict=True):
+            landmarks = wire.landmarks_array(face.landmarks)
+            out.append(
+                AlignedFace(
+                    frame_index=region.frame_index,
+                    face_index=region.face_index,
+                    track_id=face.track_id,
+                    landmarks=landmarks,
+                    raw_landmarks=landmarks,
+                    aligned=AlignedCrop(
+                        crop=wire.decode_image_message(face.crop),
+                        mask=wire.decode_image_message(face.mask),
+                        frame_to_crop=wire.affine_array(face.frame_to_crop),
+                        crop_to_frame=wire.affine_array(face.crop_to_frame),
+                        crop_landmarks=wire.landmarks_array(face.crop_landmarks),
+                    ),
+                    box=region.box,
+                    score=region.score,
+                    embedding=None,
+                )
+            )
+        return out
+
+
+class RemoteStages:
+    """Every stage over gRPC at configured addresses."""
+
+    def __init__(self, addresses: StageAddresses) -> None:
+        self.addresses = addresses
+        self.channels = {
+            name: channel(getattr(addresses, name))
+            for name in ("detector", "aligner", "swapper", "blender", "encoder")
+        }
+        self.detector = detector_pb2_grpc.DetectorStub(self.channels["detector"])
+        self.swapper = swapper_pb2_grpc.SwapperStub(self.channels["swapper"])
+        self.blender = blender_pb2_grpc.BlenderStub(self.channels["blender"])
+        self.encoder = encoder_pb2_grpc.EncoderStub(self.channels["encoder"])
+        self.bytes_sent = 0
+        self._lock = threading.Lock()
+
+    def count(self, *messages: Any) -> None:
+        size = sum(m.ByteSize() for m in messages)
+        with self._lock:
+            self.bytes_sent += size
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            response = method(request)
+        except grpc.RpcError as error:
+            raise domain_error(error) from None
+        self.count(request, response)
+        return response
+
+    def model(self, name: str) -> ModelEntry:
+        info = self._call(self.swapper.GetModel, swapper_pb2.GetModelRequest(name=name))
+        face_type = "full" if info.face_type == pb.FACE_TYPE_FULL else "whole"
+        return ModelEntry(name, Path(name), {"resolution": info.resolution, "face_type": face_type})
+
+    def detect(
+        self, frames: Sequence[Frame]
+    ) -> list[list[tuple[float, float, float, float, float]]]:
+        request = detector_pb2.DetectRequest()
+        for frame in frames:
+            height, width = frame.image.shape[:2]
+            scale = min(1.0, DETECT_SIDE / max(width, height))
+            image = frame.image
+            if scale < 1.0:
+                image = cv2.resize(
+                    image,
+                    (round(width * scale), round(height * scale)),
+                    interpolation=cv2.INTER_AREA,
+                )
+            request.frames.append(
+                detector_pb2.DetectFrame(
+                    frame=pb.FrameRef(index=frame.index),
+                    image=wire.image_message(image),
+                    source_size=pb.Size(width=width, height=height),
+                )
+            )
+        response = self._call(self.detector.Detect, request)
+        return [
+            [(f.box.left, f.box.top, f.box.right, f.box.bottom, f.score) for f in frame.faces]
+            for frame in response.frames
+        ]
+
+    def align_session(self, options: AlignOptions) -> _RemoteAlign:
+        return _RemoteAlign(self, options)
+
+    def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        request = swapper_pb2.SwapRequest(model=model, faces=[wire.image_message(f) for f in faces])
+        response = self._call(self.swapper.Swap, request)
+        swapped = np.stack([wire.decode_image_message(f.face) for f in response.faces])
+        masks = np.stack([wire.decode_image_message(f.mask) for f in response.faces])
+        return swapped, masks[..., None]
+
+    def blend(self, items: Sequence[Any], options: BlendOptions) -> list[np.ndarray]:
+        request = blender_pb2.BlendRequest(options=blend_options_message(options))
+        for item in items:
+            roi = np.ascontiguousarray(item.roi)
+            request.items.append(
+                blender_pb2.BlendItem(
+                    region=pb.FaceRegion(
+                        frame=pb.FrameRef(index=item.frame_index),
+                        face_index=item.face_index,
+                        image=wire.image_message(roi),
+                        origin=pb.Point(x=item.origin[0], y=item.origin[1]),
+                    ),
+                    swapped_face=wire.image_message(item.swapped),
+                    swapped_mask=wire.image_message(item.swapped_mask),
+                    hull_mask=(
+                        wire.image_message(item.hull_mask)
+                        if item.hull_mask is not None
+                        else pb.Image()
+                    ),
+                    crop_to_frame=wire.affine_message(item.crop_to_frame),
+                )
+            )
+        response = self._call(self.blender.Blend, request)
+        return [wire.decode_image_message(p.image, keep_alpha=True) for p in response.patches]
+
+    def encode(
+        self,
+        source: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        patches: Iterable[FramePatches],
+        options: EncodeOptions,
+        model: str,
+    ) -> EncodeSummary:
+        def requests() -> Iterator[encoder_pb2.EncodeRequest]:
+            start = encoder_pb2.EncodeRequest(
+                start=encoder_pb2.EncodeStart(
+                    source_uri=Path(source).absolute().as_uri(),
+                    output_uri=Path(output).absolute().as_uri(),
+                    model=model,
+                    options=encode_options_message(options),
+                )
+            )
+            self.count(start)
+            yield start
+            for item in patches:
+                message = encoder_pb2.EncodeRequest(
+                    frame=encoder_pb2.FramePatches(
+                        frame=pb.FrameRef(index=item.index),
+                        patches=[
+                            blender_pb2.Patch(
+                                image=wire.image_message(p.image),
+                                origin=pb.Point(x=p.origin[0], y=p.origin[1]),
+                            )
+                            for p in item.patches
+                        ],
+                    )
+                )
+                self.count(message)
+                yield message
+
+        try:
+            response = self.encoder.Encode(requests(), timeout=24 * 3600)
+        except grpc.RpcError as error:
+            raise domain_error(error) from None
+        summary = EncodeSummary(Path(output), frames=response.frames)
+        summary.bytes = response.bytes
+        return summary
+
+    def close(self) -> None:
+        for ch in self.channels.values():
+            ch.close()
