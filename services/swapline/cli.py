@@ -192,8 +192,14 @@ def _swap(args: argparse.Namespace) -> int:
     from swapline.stages.blend import BlendOptions, ColorTransfer
     from swapline.stages.encode import EncodeOptions
 
+    blend = BlendOptions(
+        color_transfer=ColorTransfer(args.color), seamless_clone=args.seamless, sharpen=args.sharpen
+    )
+    encode = EncodeOptions(
+        codec=args.codec, crf=args.crf, preset=args.preset, disclosure_label=args.label
+    )
     if args.remote:
-        raise SwaplineError("--remote: the orchestrator service is not available yet")
+        return _swap_remote(args, blend, encode)
     stages = EmbeddedStages(args.repository)
     options = SwapOptions(
         model=args.model,
@@ -228,6 +234,43 @@ def _swap(args: argparse.Namespace) -> int:
         f"wrote {summary.output}: {summary.frames} frames, {progress.faces_swapped} faces "
         f"swapped with {args.model}, {summary.audio_packets} audio packets copied, "
         f"{progress.frames_per_second:.1f} frames/s"
+    )
+    return 0
+
+
+def _swap_remote(args: argparse.Namespace, blend: Any, encode: Any) -> int:
+    from tqdm import tqdm
+
+    from swapline.client import remote_swap
+    from swapline.services.blender import blend_options_message
+    from swapline.services.encoder import encode_options_message
+    from swapline.v1 import orchestrator_pb2 as opb
+
+    spec = opb.JobSpec(
+        model=args.model, blend=blend_options_message(blend), encode=encode_options_message(encode)
+    )
+    bar = tqdm(
+        total=None,
+        desc="swap",
+        unit="frame",
+        disable=args.quiet,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+    def on_progress(job: Any) -> None:
+        bar.total = job.progress.frames_total or None
+        bar.n = job.progress.frames_done
+        bar.set_postfix(faces=job.progress.faces_swapped, refresh=True)
+
+    try:
+        job = remote_swap(args.remote, args.input, args.output, spec, on_progress)
+    finally:
+        bar.close()
+    print(
+        f"wrote {args.output}: job {job.id}, {job.progress.frames_done} frames, "
+        f"{job.progress.faces_swapped} faces swapped with {args.model}, "
+        f"{job.progress.frames_per_second:.1f} frames/s"
     )
     return 0
 

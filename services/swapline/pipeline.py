@@ -220,7 +220,7 @@ def frame_patches(
         for window in _windows(reader.frames(), options.window):
             if cancelled():
                 raise InterruptedError("cancelled")
-            yield from _process_window(window, stages, session, entry, options, progress)
+            yield from _process_window(window, stages, session, entry, options, progress, cancelled)
             if on_progress is not None:
                 on_progress(progress)
 
@@ -232,10 +232,16 @@ def _process_window(
     entry: ModelEntry,
     options: SwapOptions,
     progress: Progress,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[FramePatches]:
+    def check() -> None:
+        if cancelled():
+            raise InterruptedError("cancelled")
+
     start = time.perf_counter()
     boxes = stages.detect(window)
     progress.timed("detect", start)
+    check()
     regions: list[RegionInput] = []
     for frame, found in zip(window, boxes, strict=True):
         height, width = frame.image.shape[:2]
@@ -258,6 +264,7 @@ def _process_window(
     start = time.perf_counter()
     aligned = session.align(regions) if regions else []
     progress.timed("align", start)
+    check()
     swapped: np.ndarray | None = None
     masks: np.ndarray | None = None
     if aligned:
@@ -265,6 +272,7 @@ def _process_window(
         crops = np.stack([a.aligned.crop for a in aligned if a.aligned.crop is not None])
         swapped, masks = stages.swap(options.model, crops)
         progress.timed("swap", start)
+        check()
     items: list[BlendItem] = []
     frames = {frame.index: frame for frame in window}
     for i, face in enumerate(aligned):

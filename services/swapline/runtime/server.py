@@ -83,7 +83,7 @@ class ServiceBinding:
 ServiceFactory = Callable[[ServerConfig, StageWorkers], ServiceBinding]
 
 
-SERVICES = ("detector", "aligner", "swapper", "blender", "encoder")
+SERVICES = ("orchestrator", "detector", "aligner", "swapper", "blender", "encoder")
 
 
 def _factory(service: str) -> ServiceFactory:
