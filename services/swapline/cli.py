@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from swapline.errors import SwaplineError
+from swapline.runtime.config import DEFAULT_PORTS
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -424,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=_swap)
 
     sv = sub.add_parser("serve", help="run one stage as a gRPC server")
-    sv.add_argument("service", choices=["detector", "aligner", "swapper", "blender", "encoder"])
+    sv.add_argument("service", choices=list(DEFAULT_PORTS))
     sv.add_argument("--host", default=None, help="bind address (default [::])")
     sv.add_argument("--port", type=int, default=None, help="gRPC port")
     sv.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")

@@ -25,7 +25,7 @@ from prometheus_client import start_http_server
 
 from swapline.errors import InvalidInputError
 from swapline.runtime import metrics
-from swapline.runtime.config import ServerConfig
+from swapline.runtime.config import DEFAULT_PORTS, ServerConfig
 from swapline.runtime.interceptors import StageInterceptor
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,10 @@ class ServiceBinding:
 ServiceFactory = Callable[[ServerConfig, StageWorkers], ServiceBinding]
 
 
-SERVICES = ("orchestrator", "detector", "aligner", "swapper", "blender", "encoder")
-
-
 def _factory(service: str) -> ServiceFactory:
     """The binding function of a service module (imported on demand, so a
     detector process never loads the swapper's dependencies)."""
-    if service not in SERVICES:
+    if service not in DEFAULT_PORTS:
         raise ValueError(f"unknown service {service!r}")
     module = importlib.import_module(f"swapline.services.{service}")
     return cast(ServiceFactory, module.binding)
