@@ -51,12 +51,14 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_server(name: str, tmp: Path, env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(
+    name: str, tmp: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> ServerProcess:
     """Starts ``swapline serve NAME`` as a subprocess and waits until its
     health check says SERVING."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = port or free_port(), free_port()
     log = tmp / f"{name}-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(

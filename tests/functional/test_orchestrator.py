@@ -1,0 +1,244 @@
+"""The Orchestrator API, embedded and distributed (every stage a real server,
+the swapper on a real Triton)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import grpc
+import numpy as np
+import pytest
+
+from swapline.v1 import orchestrator_pb2 as opb
+from swapline.v1 import orchestrator_pb2_grpc
+from tests.conftest import REPO, ServerProcess, free_port, start_server, stop_server
+from tests.functional.test_swap import audio_packets, psnr, video_frames
+
+MODEL = "d6_to_d10"
+REPOSITORY = REPO / "models" / "repository"
+STAGES = ("detector", "aligner", "swapper", "blender", "encoder")
+
+
+def remote_swap(address: str, source: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "swap",
+            "--remote",
+            address,
+            "--model",
+            MODEL,
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def orchestrator_env(tmp: Path, roots: list[Path]) -> dict[str, str]:
+    return {
+        "SWAPLINE_MODEL_REPOSITORY": str(REPOSITORY),
+        "SWAPLINE_WORK_DIR": str(tmp / "jobs"),
+        "SWAPLINE_STORAGE_ROOTS": os.pathsep.join(str(r) for r in roots),
+    }
+
+
+@contextlib.contextmanager
+def cluster(tmp: Path, data: Path) -> Iterator[tuple[ServerProcess, dict[str, ServerProcess]]]:
+    """Every stage as its own server, the swapper on Triton, the orchestrator
+    calling them all."""
+    from swapline.triton_server import launched
+
+    roots = [tmp, data, REPO / "tests"]
+    env = orchestrator_env(tmp, roots)
+    with launched(
+        REPOSITORY, tmp / "triton.log", free_port(), free_port(), free_port(), model=MODEL
+    ) as triton_url:
+        stages = {
+            name: start_server(name, tmp, {**env, "SWAPLINE_TRITON_URL": triton_url})
+            for name in STAGES
+        }
+        addresses = {f"SWAPLINE_{n.upper()}_ADDR": s.address for n, s in stages.items()}
+        orchestrator = start_server("orchestrator", tmp, {**env, **addresses})
+        try:
+            yield orchestrator, stages
+        finally:
+            for server in (orchestrator, *stages.values()):
+                stop_server(server)
+
+
+def test_distributed_equals_embedded_and_survives_a_stage_restart(
+    data: Path, tmp_path: Path
+) -> None:
+    clip = data / "vfr_talking_1.mp4"
+    embedded_out = tmp_path / "embedded.mp4"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "swap",
+            "--model",
+            MODEL,
+            "--repository",
+            str(REPOSITORY),
+            "--input",
+            str(clip),
+            "--output",
+            str(embedded_out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    with cluster(tmp_path, data) as (orchestrator, stages):
+        output = tmp_path / "distributed.mp4"
+        result = remote_swap(orchestrator.address, clip, output)
+        assert result.returncode == 0, result.stderr + orchestrator.output()
+        before, after, embedded = (
+            video_frames(clip),
+            video_frames(output),
+            video_frames(embedded_out),
+        )
+        assert [p for p, _ in after] == [p for p, _ in before]
+        assert audio_packets(output) == audio_packets(clip)
+        with av.open(str(output)) as container:
+            assert container.metadata.get("swapline_model") == MODEL
+        # Same stages, same model: the two modes agree.
+        assert min(psnr(a, b) for (_, a), (_, b) in zip(after, embedded, strict=True)) > 40
+
+        # A stage server dies mid-job and comes back: the calls are retried.
+        blender = stages["blender"]
+        with orchestrator.channel() as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            job = stub.SubmitJob(
+                iter(
+                    [
+                        opb.SubmitJobRequest(
+                            spec=opb.JobSpec(model=MODEL, input_uri=(data / "d10.mp4").as_uri())
+                        )
+                    ]
+                )
+            )
+            deadline = time.monotonic() + 120
+            while stub.GetJob(opb.GetJobRequest(id=job.id)).progress.frames_done < 16:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            blender.process.kill()
+            blender.process.wait()
+            time.sleep(1.0)
+            restarted = start_server(
+                "blender",
+                tmp_path,
+                {**orchestrator_env(tmp_path, [tmp_path]), "SWAPLINE_PORT": str(blender.port)},
+            )
+            try:
+                final = list(stub.WatchJob(opb.GetJobRequest(id=job.id)))[-1]
+            finally:
+                stop_server(restarted)
+            assert final.state == opb.JOB_STATE_SUCCEEDED, final.error
+            assert final.progress.frames_done == 448
+
+
+@pytest.fixture(scope="module")
+def embedded_orchestrator(
+    tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("orchestrator")
+    allowed = tmp / "allowed"
+    allowed.mkdir()
+    server = start_server("orchestrator", tmp, orchestrator_env(tmp, [allowed, data]))
+    yield server
+    stop_server(server)
+
+
+def submit(stub: orchestrator_pb2_grpc.OrchestratorStub, **spec: str) -> opb.Job:
+    return stub.SubmitJob(iter([opb.SubmitJobRequest(spec=opb.JobSpec(**spec))]))
+
+
+def test_storage_roots_and_unknown_models(
+    embedded_orchestrator: ServerProcess, data: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.mp4"
+    outside.write_bytes((data / "d10.mp4").read_bytes())
+    link = Path(embedded_orchestrator.log).parent / "allowed" / "link.mp4"
+    link.symlink_to(outside)
+    with embedded_orchestrator.channel() as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        for uri, code in (
+            (outside.as_uri(), grpc.StatusCode.PERMISSION_DENIED),
+            (f"file://{data}/../../etc/passwd", grpc.StatusCode.PERMISSION_DENIED),
+            (link.as_uri(), grpc.StatusCode.PERMISSION_DENIED),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                submit(stub, model=MODEL, input_uri=uri)
+            assert info.value.code() == code, uri
+        with pytest.raises(grpc.RpcError) as info:
+            submit(stub, model="nope", input_uri=(data / "d10.mp4").as_uri())
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetJob(opb.GetJobRequest(id="nope"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_corrupt_input_fails_the_job_without_output(
+    embedded_orchestrator: ServerProcess, data: Path, tmp_path: Path
+) -> None:
+    raw = (data / "s18.mp4").read_bytes()
+    with embedded_orchestrator.channel() as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        job = stub.SubmitJob(
+            iter(
+                [
+                    opb.SubmitJobRequest(spec=opb.JobSpec(model=MODEL, input_name="cut.mp4")),
+                    opb.SubmitJobRequest(chunk=opb.DataChunk(data=raw[: len(raw) // 2])),
+                ]
+            )
+        )
+        final = list(stub.WatchJob(opb.GetJobRequest(id=job.id)))[-1]
+        assert final.state == opb.JOB_STATE_FAILED
+        assert "truncated" in final.error
+        job_dir = Path(embedded_orchestrator.log).parent / "jobs" / job.id
+        assert not list(job_dir.glob("output*")) and not list(job_dir.glob(".*partial"))
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.DownloadResult(opb.GetJobRequest(id=job.id)))
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_cancel_stops_within_a_second(embedded_orchestrator: ServerProcess, data: Path) -> None:
+    with embedded_orchestrator.channel() as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        job = submit(stub, model=MODEL, input_uri=(data / "d10.mp4").as_uri())
+        deadline = time.monotonic() + 120
+        while stub.GetJob(opb.GetJobRequest(id=job.id)).progress.frames_done < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        start = time.monotonic()
+        stub.CancelJob(opb.GetJobRequest(id=job.id))
+        while stub.GetJob(opb.GetJobRequest(id=job.id)).state != opb.JOB_STATE_CANCELLED:
+            time.sleep(0.05)
+            assert time.monotonic() - start < 10
+        took = time.monotonic() - start
+        print(f"cancelled after {took:.2f} s")
+        assert took < 2.0
+        job_dir = Path(embedded_orchestrator.log).parent / "jobs" / job.id
+        assert not list(job_dir.glob("output*")) and not list(job_dir.glob(".*partial"))
+        listed = stub.ListJobs(opb.ListJobsRequest(page_size=50))
+        assert job.id in {j.id for j in listed.jobs}
+        assert np.all([j.created.seconds > 0 for j in listed.jobs])
