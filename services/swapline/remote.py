@@ -53,6 +53,10 @@ from swapline.v1 import common_pb2 as pb
 
 MAX_MESSAGE = 256 * 1024 * 1024
 DETECT_SIDE = 640  # the detector downscales to this anyway: send no more
+# What crosses the wire: JPEG where a stage only measures (detection,
+# landmarks), lossless PNG where pixels end up in the output.
+MEASURE_ENCODING = pb.IMAGE_ENCODING_JPEG
+PIXEL_ENCODING = pb.IMAGE_ENCODING_PNG
 
 
 def service_config(timeout_s: float = 120.0) -> str:
@@ -188,7 +192,7 @@ class _RemoteAlign:
                 pb.FaceRegion(
                     frame=pb.FrameRef(index=r.frame_index),
                     face_index=r.face_index,
-                    image=wire.image_message(np.ascontiguousarray(r.image)),
+                    image=wire.image_message(np.ascontiguousarray(r.image), MEASURE_ENCODING),
                     origin=pb.Point(x=r.origin[0], y=r.origin[1]),
                     box=wire.box_message(r.box),
                     score=r.score,
@@ -274,7 +278,7 @@ class RemoteStages:
             request.frames.append(
                 detector_pb2.DetectFrame(
                     frame=pb.FrameRef(index=frame.index),
-                    image=wire.image_message(image),
+                    image=wire.image_message(image, MEASURE_ENCODING),
                     source_size=pb.Size(width=width, height=height),
                 )
             )
@@ -296,6 +300,7 @@ class RemoteStages:
 
     def blend(self, items: Sequence[Any], options: BlendOptions) -> list[np.ndarray]:
         request = blender_pb2.BlendRequest(options=blend_options_message(options))
+        request.options.output_encoding = PIXEL_ENCODING
         for item in items:
             roi = np.ascontiguousarray(item.roi)
             request.items.append(
@@ -303,7 +308,7 @@ class RemoteStages:
                     region=pb.FaceRegion(
                         frame=pb.FrameRef(index=item.frame_index),
                         face_index=item.face_index,
-                        image=wire.image_message(roi),
+                        image=wire.image_message(roi, PIXEL_ENCODING),
                         origin=pb.Point(x=item.origin[0], y=item.origin[1]),
                     ),
                     swapped_face=wire.image_message(item.swapped),
@@ -344,7 +349,7 @@ class RemoteStages:
                         frame=pb.FrameRef(index=item.index),
                         patches=[
                             blender_pb2.Patch(
-                                image=wire.image_message(p.image),
+                                image=wire.image_message(p.image, PIXEL_ENCODING),
                                 origin=pb.Point(x=p.origin[0], y=p.origin[1]),
                             )
                             for p in item.patches
