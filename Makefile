@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/swapline/v1/*.proto)
 OUT    ?= out
 
-.PHONY: setup demo test lint typecheck proto bench-detect gpu-check serve-detector serve-aligner clean
+.PHONY: setup demo test lint typecheck proto bench bench-detect gpu-check serve-detector serve-aligner clean
 
 setup: $(STAMP)
 
@@ -56,3 +56,8 @@ clean:
 gpu-check: setup
 	@mkdir -p $(OUT)
 	$(PY) -m swapline.benchmarks.gpu_check --work $(OUT)/gpu-check --json $(OUT)/gpu-check.json
+
+## bench: end-to-end frames/s (embedded, distributed, transcode floor), bytes moved, memory
+bench: setup
+	@mkdir -p $(OUT)
+	$(PY) -m swapline.benchmarks.pipeline --json $(OUT)/bench.json

@@ -1,0 +1,105 @@
+"""Starting stage servers as subprocesses on this machine (tests, benchmarks,
+the local stack) and stopping them the way Kubernetes does: SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    log: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(
+            self.address, options=[("grpc.max_send_message_length", 512 * 1024 * 1024)]
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    name: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    timeout: float = 60.0,
+) -> ServerProcess:
+    """Starts ``swapline serve NAME`` on loopback and waits until its health
+    check says SERVING."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    port, metrics_port = port or free_port(), free_port()
+    log = log_dir / f"{name}-{port}.log"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "serve",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=full_env,
+    )
+    server = ServerProcess(name, process, port, metrics_port, log)
+    deadline = time.monotonic() + timeout
+    with server.channel() as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{server.output()}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return server
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"{name} did not become healthy:\n{server.output()}")
+            time.sleep(0.2)
+
+
+def stop_server(server: ServerProcess, timeout: float = 30.0) -> int:
+    """SIGTERM, wait for the drain, and the exit status."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            return server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+    return server.process.returncode
