@@ -209,20 +209,41 @@ def frame_patches(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[FramePatches]:
     """The blended patches of every frame of ``source``, in order."""
-    entry = stages.model(options.model)
-    res = entry.resolution
-    face_type = FaceType(entry.metadata.get("face_type", "whole"))
-    session = stages.align_session(
-        AlignOptions(size=res, face_type=face_type, smoothing=options.smoothing)
-    )
+    swapper = FrameSwapper(stages, options)
     with open_media(source) as reader:
         progress.frames_total = reader.info.frame_count
         for window in _windows(reader.frames(), options.window):
             if cancelled():
                 raise InterruptedError("cancelled")
-            yield from _process_window(window, stages, session, entry, options, progress, cancelled)
+            yield from swapper.process(window, progress, cancelled)
             if on_progress is not None:
                 on_progress(progress)
+
+
+class FrameSwapper:
+    """Swaps the faces of consecutive frames of one video or live stream;
+    tracking and smoothing carry over from call to call."""
+
+    def __init__(self, stages: Stages, options: SwapOptions) -> None:
+        self.stages = stages
+        self.options = options
+        self.entry = stages.model(options.model)
+        face_type = FaceType(self.entry.metadata.get("face_type", "whole"))
+        self.session = stages.align_session(
+            AlignOptions(
+                size=self.entry.resolution, face_type=face_type, smoothing=options.smoothing
+            )
+        )
+
+    def process(
+        self,
+        window: list[Frame],
+        progress: Progress,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[FramePatches]:
+        return _process_window(
+            window, self.stages, self.session, self.entry, self.options, progress, cancelled
+        )
 
 
 def _process_window(

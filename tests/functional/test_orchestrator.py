@@ -242,3 +242,34 @@ def test_cancel_stops_within_a_second(embedded_orchestrator: ServerProcess, data
         listed = stub.ListJobs(opb.ListJobsRequest(page_size=50))
         assert job.id in {j.id for j in listed.jobs}
         assert np.all([j.created.seconds > 0 for j in listed.jobs])
+
+
+def test_swap_stream_returns_swapped_frames_in_order(
+    embedded_orchestrator: ServerProcess, data: Path
+) -> None:
+    from swapline import wire
+    from swapline.media import open_media
+    from swapline.v1 import common_pb2 as pb
+
+    with open_media(data / "d10.mp4") as reader:
+        frames = [f.image for f, _ in zip(reader.frames(), range(6), strict=False)]
+
+    def requests() -> Iterator[opb.SwapStreamRequest]:
+        yield opb.SwapStreamRequest(config=opb.SwapStreamConfig(model=MODEL))
+        for i, image in enumerate(frames):
+            yield opb.SwapStreamRequest(
+                frame=opb.StreamFrame(
+                    frame=pb.FrameRef(index=i, pts=i * 3000),
+                    image=wire.image_message(image, pb.IMAGE_ENCODING_JPEG),
+                )
+            )
+
+    with embedded_orchestrator.channel() as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        replies = list(stub.SwapStream(requests(), timeout=120))
+    assert [r.frame.frame.index for r in replies] == list(range(6))
+    assert [r.frame.frame.pts for r in replies] == [i * 3000 for i in range(6)]
+    assert all(r.faces_swapped == 1 for r in replies)
+    out = wire.decode_image_message(replies[0].frame.image)
+    assert out.shape == frames[0].shape
+    assert psnr(out, frames[0]) < 35  # the face changed

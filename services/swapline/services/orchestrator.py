@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,18 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from swapline import wire
 from swapline.errors import InvalidInputError
 from swapline.jobs import TERMINAL, JobRecord, JobRunner, JobState, JobStore
-from swapline.pipeline import EmbeddedStages, Stages, SwapOptions
+from swapline.media import Frame
+from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, Stages, SwapOptions
 from swapline.runtime.config import ServerConfig
 from swapline.runtime.server import ServiceBinding, StageWorkers
 from swapline.services.blender import blend_options
 from swapline.services.encoder import encode_options
+from swapline.stages.encode import paste
 from swapline.storage import StorageRoots
+from swapline.v1 import common_pb2 as pb
 from swapline.v1 import orchestrator_pb2 as opb
 from swapline.v1 import orchestrator_pb2_grpc
 
@@ -196,6 +201,42 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         with open(record.output_path, "rb") as fh:
             while chunk := await asyncio.to_thread(fh.read, CHUNK):
                 yield opb.DataChunk(data=chunk)
+
+    async def SwapStream(
+        self,
+        requests: AsyncIterator[opb.SwapStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[opb.SwapStreamResponse]:
+        first = await anext(aiter(requests), None)
+        if first is None or first.WhichOneof("item") != "config":
+            raise InvalidInputError("the first message must be SwapStreamConfig")
+        config = first.config
+        options = SwapOptions(model=config.model, blend=blend_options(config.blend), window=1)
+        swapper = await self.workers.run(FrameSwapper, self.stages, options)
+        progress = Progress()
+        async for request in requests:
+            if request.WhichOneof("item") != "frame":
+                raise InvalidInputError("only frames may follow the config")
+            yield await self.workers.run(self._swap_frame, swapper, request.frame, progress)
+
+    def _swap_frame(
+        self, swapper: FrameSwapper, message: opb.StreamFrame, progress: Progress
+    ) -> opb.SwapStreamResponse:
+        image = wire.decode_image_message(message.image, "frame", self.config.max_frame_pixels)
+        if image.ndim != 3:
+            raise InvalidInputError("frames must be colour images")
+        frame = Frame(message.frame.index, message.frame.pts, Fraction(1, 1), image)
+        (patches,) = swapper.process([frame], progress)
+        out = paste(image.copy(), patches.patches)
+        encoding = (
+            message.image.encoded.encoding
+            if message.image.WhichOneof("pixels") == "encoded"
+            else pb.IMAGE_ENCODING_UNSPECIFIED
+        )
+        return opb.SwapStreamResponse(
+            frame=opb.StreamFrame(frame=message.frame, image=wire.image_message(out, encoding)),
+            faces_swapped=len(patches.patches),
+        )
 
     def close(self) -> None:
         self.runner.close()
