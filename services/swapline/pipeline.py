@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -166,6 +166,7 @@ class SwapOptions:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     window: int = 16  # frames per batch of work
     max_faces_per_frame: int = 0  # 0 = every face
+    min_track_frames: int = 3  # shorter tracks are false detections
     smoothing: float = 0.5
 
 
@@ -209,20 +210,30 @@ def frame_patches(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[FramePatches]:
     """The blended patches of every frame of ``source``, in order."""
-    swapper = FrameSwapper(stages, options)
     with open_media(source) as reader:
+        if reader.info.kind == "image":
+            options = replace(options, min_track_frames=1)  # one frame is all there is
+        swapper = FrameSwapper(stages, options)
         progress.frames_total = reader.info.frame_count
         for window in _windows(reader.frames(), options.window):
-            if cancelled():
-                raise InterruptedError("cancelled")
+            _check(cancelled)
             yield from swapper.process(window, progress, cancelled)
             if on_progress is not None:
                 on_progress(progress)
+        yield from swapper.flush(progress)
+        if on_progress is not None:
+            on_progress(progress)
 
 
 class FrameSwapper:
     """Swaps the faces of consecutive frames of one video or live stream;
-    tracking and smoothing carry over from call to call."""
+    tracking and smoothing carry over from call to call.
+
+    A face seen in fewer than ``min_track_frames`` frames in a row is taken
+    for a false detection (a cartoon, a pattern) and left alone. To know a
+    track's length, patches come out one window late; :meth:`flush` returns
+    the last window. With ``min_track_frames`` 1 nothing is delayed.
+    """
 
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
         self.stages = stages
@@ -234,6 +245,8 @@ class FrameSwapper:
                 size=self.entry.resolution, face_type=face_type, smoothing=options.smoothing
             )
         )
+        self._track_frames: dict[int, int] = {}
+        self._pending: tuple[list[Frame], list[AlignedFace]] | None = None
 
     def process(
         self,
@@ -241,91 +254,112 @@ class FrameSwapper:
         progress: Progress,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> Iterator[FramePatches]:
-        return _process_window(
-            window, self.stages, self.session, self.entry, self.options, progress, cancelled
-        )
+        aligned = self._analyse(window, progress, cancelled)
+        for face in aligned:
+            self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
+        if self.options.min_track_frames <= 1:
+            yield from self._finish(window, aligned, progress, cancelled)
+            return
+        if self._pending is not None:
+            yield from self._finish(*self._pending, progress, cancelled)
+        self._pending = (window, aligned)
 
+    def flush(self, progress: Progress) -> Iterator[FramePatches]:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            yield from self._finish(*pending, progress)
 
-def _process_window(
-    window: list[Frame],
-    stages: Stages,
-    session: AlignStage,
-    entry: ModelEntry,
-    options: SwapOptions,
-    progress: Progress,
-    cancelled: Callable[[], bool] = lambda: False,
-) -> Iterator[FramePatches]:
-    def check() -> None:
-        if cancelled():
-            raise InterruptedError("cancelled")
+    def _analyse(
+        self, window: list[Frame], progress: Progress, cancelled: Callable[[], bool]
+    ) -> list[AlignedFace]:
+        start = time.perf_counter()
+        boxes = self.stages.detect(window)
+        progress.timed("detect", start)
+        _check(cancelled)
+        regions: list[RegionInput] = []
+        for frame, found in zip(window, boxes, strict=True):
+            height, width = frame.image.shape[:2]
+            ranked = sorted(found, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+            if self.options.max_faces_per_frame:
+                ranked = ranked[: self.options.max_faces_per_frame]
+            for face_index, (left, top, right, bottom, score) in enumerate(ranked):
+                box = (left, top, right, bottom)
+                x0, y0, x1, y1 = region_around(box, (width, height))
+                regions.append(
+                    RegionInput(
+                        frame.index,
+                        face_index,
+                        frame.image[y0:y1, x0:x1],
+                        (float(x0), float(y0)),
+                        box,
+                        score,
+                    )
+                )
+        start = time.perf_counter()
+        aligned = self.session.align(regions) if regions else []
+        progress.timed("align", start)
+        _check(cancelled)
+        return aligned
 
-    start = time.perf_counter()
-    boxes = stages.detect(window)
-    progress.timed("detect", start)
-    check()
-    regions: list[RegionInput] = []
-    for frame, found in zip(window, boxes, strict=True):
-        height, width = frame.image.shape[:2]
-        ranked = sorted(found, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
-        if options.max_faces_per_frame:
-            ranked = ranked[: options.max_faces_per_frame]
-        for face_index, (left, top, right, bottom, score) in enumerate(ranked):
-            box = (left, top, right, bottom)
-            x0, y0, x1, y1 = region_around(box, (width, height))
-            regions.append(
-                RegionInput(
-                    frame.index,
-                    face_index,
-                    frame.image[y0:y1, x0:x1],
-                    (float(x0), float(y0)),
-                    box,
-                    score,
+    def _finish(
+        self,
+        window: list[Frame],
+        aligned: list[AlignedFace],
+        progress: Progress,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[FramePatches]:
+        keep = [
+            a
+            for a in aligned
+            if self._track_frames.get(a.track_id, 0) >= self.options.min_track_frames
+        ]
+        swapped: np.ndarray | None = None
+        masks: np.ndarray | None = None
+        if keep:
+            start = time.perf_counter()
+            crops = np.stack([a.aligned.crop for a in keep if a.aligned.crop is not None])
+            swapped, masks = self.stages.swap(self.options.model, crops)
+            progress.timed("swap", start)
+            _check(cancelled)
+        items: list[BlendItem] = []
+        frames = {frame.index: frame for frame in window}
+        for i, face in enumerate(keep):
+            image = frames[face.frame_index].image
+            height, width = image.shape[:2]
+            x0, y0, x1, y1 = roi_of(
+                face.aligned.crop_to_frame, self.entry.resolution, (width, height)
+            )
+            if x1 <= x0 or y1 <= y0:
+                continue
+            assert swapped is not None and masks is not None
+            items.append(
+                BlendItem(
+                    face.frame_index,
+                    face.face_index,
+                    image[y0:y1, x0:x1],
+                    (x0, y0),
+                    swapped[i],
+                    masks[i][..., 0],
+                    face.aligned.mask,
+                    face.aligned.crop_to_frame,
                 )
             )
-    start = time.perf_counter()
-    aligned = session.align(regions) if regions else []
-    progress.timed("align", start)
-    check()
-    swapped: np.ndarray | None = None
-    masks: np.ndarray | None = None
-    if aligned:
         start = time.perf_counter()
-        crops = np.stack([a.aligned.crop for a in aligned if a.aligned.crop is not None])
-        swapped, masks = stages.swap(options.model, crops)
-        progress.timed("swap", start)
-        check()
-    items: list[BlendItem] = []
-    frames = {frame.index: frame for frame in window}
-    for i, face in enumerate(aligned):
-        image = frames[face.frame_index].image
-        height, width = image.shape[:2]
-        x0, y0, x1, y1 = roi_of(face.aligned.crop_to_frame, entry.resolution, (width, height))
-        if x1 <= x0 or y1 <= y0:
-            continue
-        assert swapped is not None and masks is not None
-        items.append(
-            BlendItem(
-                face.frame_index,
-                face.face_index,
-                image[y0:y1, x0:x1],
-                (x0, y0),
-                swapped[i],
-                masks[i][..., 0],
-                face.aligned.mask,
-                face.aligned.crop_to_frame,
-            )
-        )
-    start = time.perf_counter()
-    blended = stages.blend(items, options.blend) if items else []
-    progress.timed("blend", start)
-    by_frame: dict[int, list[Patch]] = {}
-    for item, patch in zip(items, blended, strict=True):
-        by_frame.setdefault(item.frame_index, []).append(Patch(item.origin, patch))
-    for frame in window:
-        patches = by_frame.get(frame.index, [])
-        progress.faces_swapped += len(patches)
-        progress.frames_done += 1
-        yield FramePatches(frame.index, patches)
+        blended = self.stages.blend(items, self.options.blend) if items else []
+        progress.timed("blend", start)
+        by_frame: dict[int, list[Patch]] = {}
+        for item, patch in zip(items, blended, strict=True):
+            by_frame.setdefault(item.frame_index, []).append(Patch(item.origin, patch))
+        for frame in window:
+            patches = by_frame.get(frame.index, [])
+            progress.faces_swapped += len(patches)
+            progress.frames_done += 1
+            yield FramePatches(frame.index, patches)
+
+
+def _check(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise InterruptedError("cancelled")
 
 
 def swap_file(

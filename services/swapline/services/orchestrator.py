@@ -211,7 +211,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if first is None or first.WhichOneof("item") != "config":
             raise InvalidInputError("the first message must be SwapStreamConfig")
         config = first.config
-        options = SwapOptions(model=config.model, blend=blend_options(config.blend), window=1)
+        options = SwapOptions(
+            model=config.model, blend=blend_options(config.blend), window=1, min_track_frames=1
+        )
         swapper = await self.workers.run(FrameSwapper, self.stages, options)
         progress = Progress()
         async for request in requests:

@@ -93,6 +93,37 @@ def paste(image: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
     return image
 
 
+def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
+    """Pastes patches into a frame's YUV 4:2:0 planes, converting only the
+    patched rectangles: every other pixel keeps the decoded source's exact
+    values (a BGR round trip of the whole frame would cost about 3 dB)."""
+    yuv = frame.reformat(format="yuv420p").to_ndarray()
+    if not patches:
+        return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+    height, width = frame.height, frame.width
+    bgr = frame.to_ndarray(format="bgr24")
+    for patch in patches:
+        x, y = patch.origin
+        h, w = patch.image.shape[:2]
+        paste(bgr, [patch])
+        # The rectangle on even coordinates, as 4:2:0 chroma needs.
+        x0, y0 = x - x % 2, y - y % 2
+        x1, y1 = min(width, x + w + (x + w) % 2), min(height, y + h + (y + h) % 2)
+        rect = np.ascontiguousarray(bgr[y0:y1, x0:x1])
+        rh, rw = rect.shape[:2]
+        if rh < 2 or rw < 2 or rh % 2 or rw % 2:
+            continue
+        part = av.VideoFrame.from_ndarray(rect, format="bgr24").reformat(format="yuv420p")
+        planes = part.to_ndarray()
+        yuv[y0:y1, x0:x1] = planes[:rh]
+        chroma = planes[rh:].reshape(2, rh // 2, rw // 2)
+        u_plane = yuv[height : height + height // 4].reshape(height // 2, width // 2)
+        v_plane = yuv[height + height // 4 :].reshape(height // 2, width // 2)
+        u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = chroma[0]
+        v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = chroma[1]
+    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
 def draw_label(image: np.ndarray) -> np.ndarray:
     """A visible disclosure in the bottom-left corner."""
     height, width = image.shape[:2]
@@ -222,13 +253,17 @@ def _encode_video(
                 continue
             for decoded in packet.decode():
                 frame = cast(av.VideoFrame, decoded)
-                image: np.ndarray = frame.to_ndarray(format="bgr24")
-                if rotation:
-                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-                image = paste(image, _next_patches(patches, index))
-                if options.disclosure_label:
-                    image = draw_label(image)
-                new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+                frame_patches = _next_patches(patches, index)
+                if rotation or options.disclosure_label or options.pixel_format != "yuv420p":
+                    image: np.ndarray = frame.to_ndarray(format="bgr24")
+                    if rotation:
+                        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+                    image = paste(image, frame_patches)
+                    if options.disclosure_label:
+                        image = draw_label(image)
+                    new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+                else:
+                    new = paste_yuv(frame, frame_patches)
                 new.pts = frame.pts
                 new.time_base = frame.time_base
                 for out_packet in video_out.encode(new):
