@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,train,triton]"
 	touch $(STAMP)
 
-## demo: extract aligned faces from a bundled clip (embedded, no servers)
+## demo: swap the bundled d10 clip to identity d6 with the committed demo model (embedded)
 demo: setup
-	$(VENV)/bin/swapline extract tests/data/d10.mp4 --out $(OUT)/demo-faceset --size 256 --overwrite
-	@echo "faceset: $(OUT)/demo-faceset (manifest.json, faces.jsonl, faces/, masks/)"
+	@mkdir -p $(OUT)
+	$(VENV)/bin/swapline swap --model d6_to_d10 --input tests/data/d10.mp4 --output $(OUT)/demo-d10-as-d6.mp4
+	@echo "output: $(OUT)/demo-d10-as-d6.mp4 (marked as synthetic media)"
 
 ## test: lint, type-check, then the whole test suite
 test: setup lint typecheck

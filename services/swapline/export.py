@@ -223,6 +223,7 @@ def export_model(
             "trained": metadata.get("updated", ""),
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
             "precision": "fp16" if fp16 else "fp32",
+            "notes": metadata.get("notes", ""),
             "parameters": metadata.get("parameters"),
             "max_batch_size": max_batch,
             "inputs": {INPUT: ["N", res, res, 3]},
