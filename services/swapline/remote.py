@@ -13,10 +13,11 @@ import json
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import grpc
@@ -51,6 +52,7 @@ from swapline.v1 import (
 )
 from swapline.v1 import common_pb2 as pb
 
+T = TypeVar("T")
 MAX_MESSAGE = 256 * 1024 * 1024
 DETECT_SIDE = 640  # the detector downscales to this anyway: send no more
 # What crosses the wire: JPEG where a stage only measures (detection,
@@ -114,6 +116,25 @@ def domain_error(error: grpc.RpcError) -> Exception:
     return SwaplineError(f"stage call failed: {code.name}: {details}")
 
 
+RETRY_BUDGET_S = 60.0
+
+
+def with_retries(call: Callable[[], T], budget_s: float = RETRY_BUDGET_S) -> T:
+    """Runs ``call``, retrying UNAVAILABLE (a stage server restarting, a pod
+    being replaced) with exponential backoff for up to ``budget_s`` seconds;
+    other errors become domain errors at once."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise domain_error(error) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 3.0)
+
+
 @dataclass(frozen=True)
 class StageAddresses:
     detector: str
@@ -151,19 +172,18 @@ class _AlignStream:
         self._responses = self.stub.AlignStream(iter(requests.get, None), timeout=24 * 3600)
 
     def call(self, request: aligner_pb2.AlignRequest) -> aligner_pb2.AlignResponse:
-        for attempt in range(5):
+        def attempt() -> aligner_pb2.AlignResponse:
             if self._responses is None:
                 self._open()
             assert self._requests is not None and self._responses is not None
             self._requests.put(request)
             try:
                 return next(self._responses)
-            except grpc.RpcError as error:
-                self._responses = None
-                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
-                    raise domain_error(error) from None
-                threading.Event().wait(0.25 * 2**attempt)
-        raise AssertionError("unreachable")
+            except grpc.RpcError:
+                self._responses = None  # reopened on the next attempt
+                raise
+
+        return with_retries(attempt)
 
     def close(self) -> None:
         if self._requests is not None:
@@ -249,10 +269,7 @@ class RemoteStages:
             self.bytes_sent += size
 
     def _call(self, method: Any, request: Any) -> Any:
-        try:
-            response = method(request)
-        except grpc.RpcError as error:
-            raise domain_error(error) from None
+        response = with_retries(lambda: method(request, wait_for_ready=True))
         self.count(request, response)
         return response
 
@@ -359,9 +376,22 @@ class RemoteStages:
                 self.count(message)
                 yield message
 
+        failure: list[BaseException] = []
+
+        def guarded() -> Iterator[encoder_pb2.EncodeRequest]:
+            # gRPC reports a failing request iterator only as "Exception
+            # iterating requests": keep the real error to raise it instead.
+            try:
+                yield from requests()
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
         try:
-            response = self.encoder.Encode(requests(), timeout=24 * 3600)
+            response = self.encoder.Encode(guarded(), timeout=24 * 3600)
         except grpc.RpcError as error:
+            if failure:
+                raise failure[0] from None
             raise domain_error(error) from None
         summary = EncodeSummary(Path(output), frames=response.frames)
         summary.bytes = response.bytes
