@@ -143,11 +143,7 @@ def test_distributed_equals_embedded_and_survives_a_stage_restart(
             blender.process.kill()
             blender.process.wait()
             time.sleep(1.0)
-            restarted = start_server(
-                "blender",
-                tmp_path,
-                {**orchestrator_env(tmp_path, [tmp_path]), "SWAPLINE_PORT": str(blender.port)},
-            )
+            restarted = start_server("blender", tmp_path, port=blender.port)
             try:
                 final = list(stub.WatchJob(opb.GetJobRequest(id=job.id)))[-1]
             finally:
