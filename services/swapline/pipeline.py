@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from swapline.stages.blend import BlendOptions, blend_face, roi_of
 from swapline.stages.detect import DetectorConfig, FaceDetector
 from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch, encode
 from swapline.stages.swap import ModelEntry, ModelRepository, OnnxEngine
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 class AlignStage(Protocol):
@@ -83,14 +87,14 @@ class BlendItem:
 
 
 class _EmbeddedAlign:
-    def __init__(self, options: AlignOptions, workers: int) -> None:
+    def __init__(self, options: AlignOptions, stages: EmbeddedStages) -> None:
         self.session = AlignSession(options)
-        self.workers = workers
+        self.stages = stages
 
     def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]:
         measured: list[Measurement] = [
             m
-            for group in ordered_map(self.session.measure, [[r] for r in regions], self.workers)
+            for group in self.stages.map(self.session.measure, [[r] for r in regions])
             for m in group
         ]
         return self.session.align(regions, measured)
@@ -109,6 +113,11 @@ class EmbeddedStages:
         self.engine = OnnxEngine(self.repository)
         self.detector = FaceDetector(detector)
         self.workers = workers or os.cpu_count() or 1
+        # One long-lived pool: its threads keep their dlib models loaded.
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="stage")
+
+    def map(self, work: Callable[[In], Out], items: Iterable[In]) -> Iterator[Out]:
+        return ordered_map(work, items, self.workers, pool=self._pool)
 
     def model(self, name: str) -> ModelEntry:
         return self.engine.load(name)
@@ -122,10 +131,10 @@ class EmbeddedStages:
                 for d in self.detector.detect(frame.image)
             ]
 
-        return list(ordered_map(one, frames, self.workers))
+        return list(self.map(one, frames))
 
     def align_session(self, options: AlignOptions) -> AlignStage:
-        return _EmbeddedAlign(options, self.workers)
+        return _EmbeddedAlign(options, self)
 
     def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.engine.infer(model, faces)
@@ -143,7 +152,7 @@ class EmbeddedStages:
                 composite=False,
             )
 
-        return list(ordered_map(one, items, self.workers))
+        return list(self.map(one, items))
 
     def encode(
         self,
@@ -156,7 +165,7 @@ class EmbeddedStages:
         return encode(source, output, patches, options, model)
 
     def close(self) -> None:
-        pass
+        self._pool.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
