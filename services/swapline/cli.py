@@ -186,9 +186,26 @@ def _eval_identity(args: argparse.Namespace) -> int:
     return 0
 
 
-def _swap(args: argparse.Namespace) -> int:
+def _frame_bar(args: argparse.Namespace) -> Any:
     from tqdm import tqdm
 
+    return tqdm(
+        total=None,
+        desc="swap",
+        unit="frame",
+        disable=args.quiet,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+
+def _show(bar: Any, done: int, total: int, faces: int) -> None:
+    bar.total = total or None
+    bar.n = done
+    bar.set_postfix(faces=faces, refresh=True)
+
+
+def _swap(args: argparse.Namespace) -> int:
     from swapline.pipeline import EmbeddedStages, Progress, SwapOptions, swap_file
     from swapline.stages.blend import BlendOptions, ColorTransfer
     from swapline.stages.encode import EncodeOptions
@@ -202,35 +219,22 @@ def _swap(args: argparse.Namespace) -> int:
     if args.remote:
         return _swap_remote(args, blend, encode)
     stages = EmbeddedStages(args.repository)
-    options = SwapOptions(
-        model=args.model,
-        blend=BlendOptions(
-            color_transfer=ColorTransfer(args.color),
-            seamless_clone=args.seamless,
-            sharpen=args.sharpen,
-        ),
-        encode=EncodeOptions(
-            codec=args.codec, crf=args.crf, preset=args.preset, disclosure_label=args.label
-        ),
-    )
-    bar = tqdm(
-        total=None,
-        desc="swap",
-        unit="frame",
-        disable=args.quiet,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = _frame_bar(args)
 
-    def on_progress(progress: Progress) -> None:
-        bar.total = progress.frames_total or None
-        bar.n = progress.frames_done
-        bar.set_postfix(faces=progress.faces_swapped, refresh=True)
+    def on_progress(p: Progress) -> None:
+        _show(bar, p.frames_done, p.frames_total, p.faces_swapped)
 
     try:
-        summary, progress = swap_file(args.input, args.output, stages, options, on_progress)
+        summary, progress = swap_file(
+            args.input,
+            args.output,
+            stages,
+            SwapOptions(model=args.model, blend=blend, encode=encode),
+            on_progress,
+        )
     finally:
         bar.close()
+        stages.close()
     print(
         f"wrote {summary.output}: {summary.frames} frames, {progress.faces_swapped} faces "
         f"swapped with {args.model}, {summary.audio_packets} audio packets copied, "
@@ -240,8 +244,6 @@ def _swap(args: argparse.Namespace) -> int:
 
 
 def _swap_remote(args: argparse.Namespace, blend: Any, encode: Any) -> int:
-    from tqdm import tqdm
-
     from swapline.client import remote_swap
     from swapline.services.blender import blend_options_message
     from swapline.services.encoder import encode_options_message
@@ -250,19 +252,10 @@ def _swap_remote(args: argparse.Namespace, blend: Any, encode: Any) -> int:
     spec = opb.JobSpec(
         model=args.model, blend=blend_options_message(blend), encode=encode_options_message(encode)
     )
-    bar = tqdm(
-        total=None,
-        desc="swap",
-        unit="frame",
-        disable=args.quiet,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = _frame_bar(args)
 
     def on_progress(job: Any) -> None:
-        bar.total = job.progress.frames_total or None
-        bar.n = job.progress.frames_done
-        bar.set_postfix(faces=job.progress.faces_swapped, refresh=True)
+        _show(bar, job.progress.frames_done, job.progress.frames_total, job.progress.faces_swapped)
 
     try:
         job = remote_swap(args.remote, args.input, args.output, spec, on_progress)

@@ -104,23 +104,22 @@ class JobStore:
             self.changed.notify_all()
         return record
 
-    def get(self, job_id: str) -> JobRecord:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
+    def _fetch(self, job_id: str) -> JobRecord:
+        """The record; the caller holds the lock."""
+        row = self._db.execute(
+            f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
         return self._record(row)
 
+    def get(self, job_id: str) -> JobRecord:
+        with self._lock:
+            return self._fetch(job_id)
+
     def update(self, job_id: str, **fields: Any) -> JobRecord:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"no job {job_id!r}")
-            record = self._record(row)
+            record = self._fetch(job_id)
             for key, value in fields.items():
                 setattr(record, key, value)
             record.updated = time.time()
