@@ -3,8 +3,6 @@ validation every server applies to what it receives."""
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import cv2
 import numpy as np
 
@@ -152,12 +150,3 @@ def affine_message(matrix: np.ndarray) -> pb.Affine2x3:
 def affine_array(message: pb.Affine2x3) -> np.ndarray:
     m = message
     return np.array([[m.m00, m.m01, m.m02], [m.m10, m.m11, m.m12]], np.float64)
-
-
-def frame_ref(index: int, pts: int | None, time_base: Fraction, media_id: str = "") -> pb.FrameRef:
-    return pb.FrameRef(
-        media_id=media_id,
-        index=index,
-        pts=pts or 0,
-        time_base=pb.Rational(num=time_base.numerator, den=time_base.denominator),
-    )

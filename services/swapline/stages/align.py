@@ -95,10 +95,6 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return landmarks[LEFT_EYE].mean(0), landmarks[RIGHT_EYE].mean(0)
-
-
 def frame_to_crop_matrix(landmarks: np.ndarray, size: int, face_type: FaceType) -> np.ndarray:
     """The matrix taking frame pixels to a ``size`` x ``size`` aligned crop."""
     to_template = umeyama(landmarks[FIT_POINTS], TEMPLATE_68[FIT_POINTS])
