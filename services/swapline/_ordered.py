@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, cast
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -44,3 +46,54 @@ def ordered_map(
     finally:
         for future in pending:
             future.cancel()
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterable[Out], depth: int) -> Iterator[Out]:
+    """Iterates ``items`` on a thread of its own, at most ``depth`` items
+    ahead of the consumer: producing and consuming overlap (face work runs
+    while the encoder compresses earlier frames) and memory stays bounded.
+
+    The producer's exception is raised in the consumer; when the consumer
+    stops early, the producer stops at its next item.
+    """
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+        finally:
+            put(_DONE)
+
+    thread = threading.Thread(target=produce, name="swapline-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                if failure:
+                    raise failure[0]
+                return
+            yield cast(Out, item)
+    finally:
+        stop.set()
+        thread.join()

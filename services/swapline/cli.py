@@ -229,7 +229,9 @@ def _swap(args: argparse.Namespace) -> int:
             args.input,
             args.output,
             stages,
-            SwapOptions(model=args.model, blend=blend, encode=encode),
+            SwapOptions(
+                model=args.model, blend=blend, encode=encode, detect_every=args.detect_every
+            ),
             on_progress,
         )
     finally:
@@ -250,7 +252,10 @@ def _swap_remote(args: argparse.Namespace, blend: Any, encode: Any) -> int:
     from swapline.v1 import orchestrator_pb2 as opb
 
     spec = opb.JobSpec(
-        model=args.model, blend=blend_options_message(blend), encode=encode_options_message(encode)
+        model=args.model,
+        blend=blend_options_message(blend),
+        encode=encode_options_message(encode),
+        detect_every=args.detect_every,
     )
     bar = _frame_bar(args)
 
@@ -414,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--crf", type=int, default=None)
     sw.add_argument("--preset", default=None)
     sw.add_argument("--label", action="store_true", help="burn in a visible disclosure label")
+    sw.add_argument(
+        "--detect-every",
+        type=int,
+        default=4,
+        metavar="N",
+        help="run the face detector on every N-th frame, follow faces in between (1 = all)",
+    )
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_swap)
 

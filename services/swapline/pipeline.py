@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from swapline._ordered import ordered_map
+from swapline._ordered import ordered_map, read_ahead
 from swapline.errors import InvalidInputError
 from swapline.media import Frame, open_media
 from swapline.stages.align import (
@@ -31,10 +31,20 @@ from swapline.stages.align import (
     region_around,
 )
 from swapline.stages.blend import BlendOptions, blend_face, roi_of
-from swapline.stages.detect import DetectorConfig, FaceDetector
+from swapline.stages.detect import (
+    NEAR_CONFIG,
+    DetectInput,
+    Detection,
+    DetectorConfig,
+    FaceDetector,
+    Scored,
+    merge_detections,
+    near_region,
+)
 from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch, encode
 from swapline.stages.swap import ModelEntry, ModelRepository, OnnxEngine
 
+Box = tuple[float, float, float, float]
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -48,10 +58,12 @@ class Stages(Protocol):
 
     def model(self, name: str) -> ModelEntry: ...
 
-    def detect(
-        self, frames: Sequence[Frame]
-    ) -> list[list[tuple[float, float, float, float, float]]]:
-        """Boxes (left, top, right, bottom, score) per frame, frame pixels."""
+    def detect(self, inputs: Sequence[DetectInput], near: bool = False) -> list[list[Scored]]:
+        """Boxes (left, top, right, bottom, score) per input, frame pixels.
+
+        Whole frames, or with ``near`` regions around known faces, already
+        scaled by :func:`near_region`.
+        """
         ...
 
     def align_session(self, options: AlignOptions) -> AlignStage: ...
@@ -112,6 +124,7 @@ class EmbeddedStages:
         self.repository = ModelRepository(repository)
         self.engine = OnnxEngine(self.repository)
         self.detector = FaceDetector(detector)
+        self.near_detector = FaceDetector(replace(NEAR_CONFIG, model=self.detector.config.model))
         self.workers = workers or os.cpu_count() or 1
         # One long-lived pool: its threads keep their dlib models loaded.
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="stage")
@@ -122,16 +135,14 @@ class EmbeddedStages:
     def model(self, name: str) -> ModelEntry:
         return self.engine.load(name)
 
-    def detect(
-        self, frames: Sequence[Frame]
-    ) -> list[list[tuple[float, float, float, float, float]]]:
-        def one(frame: Frame) -> list[tuple[float, float, float, float, float]]:
-            return [
-                (d.left, d.top, d.right, d.bottom, d.score)
-                for d in self.detector.detect(frame.image)
-            ]
+    def detect(self, inputs: Sequence[DetectInput], near: bool = False) -> list[list[Scored]]:
+        detector = self.near_detector if near else self.detector
 
-        return list(self.map(one, frames))
+        def one(item: DetectInput) -> list[Scored]:
+            found = detector.detect(item.image, item.source_size, item.origin)
+            return [(d.left, d.top, d.right, d.bottom, d.score) for d in found]
+
+        return list(self.map(one, inputs))
 
     def align_session(self, options: AlignOptions) -> AlignStage:
         return _EmbeddedAlign(options, self)
@@ -177,6 +188,15 @@ class SwapOptions:
     max_faces_per_frame: int = 0  # 0 = every face
     min_track_frames: int = 3  # shorter tracks are false detections
     smoothing: float = 0.5
+    # Run the detector on every n-th frame; in between, each face is found
+    # again from where its landmarks were (1 = detect on every frame).
+    detect_every: int = 4
+
+    def validate(self) -> None:
+        if not 1 <= self.detect_every <= 30:
+            raise InvalidInputError(f"detect_every must be in 1..30, got {self.detect_every}")
+        if self.window < 1:
+            raise InvalidInputError(f"window must be >= 1, got {self.window}")
 
 
 @dataclass
@@ -245,6 +265,7 @@ class FrameSwapper:
     """
 
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
+        options.validate()
         self.stages = stages
         self.options = options
         self.entry = stages.model(options.model)
@@ -256,6 +277,10 @@ class FrameSwapper:
         )
         self._track_frames: dict[int, int] = {}
         self._pending: tuple[list[Frame], list[AlignedFace]] | None = None
+        self._frames_seen = 0
+        # Where the faces of the last analysed frame are: the next frames'
+        # hints until the detector runs again.
+        self._last_boxes: list[Box] = []
 
     def process(
         self,
@@ -281,17 +306,14 @@ class FrameSwapper:
     def _analyse(
         self, window: list[Frame], progress: Progress, cancelled: Callable[[], bool]
     ) -> list[AlignedFace]:
-        start = time.perf_counter()
-        boxes = self.stages.detect(window)
-        progress.timed("detect", start)
+        boxes = self._detect(window, progress)
         _check(cancelled)
         regions: list[RegionInput] = []
         for frame, found in zip(window, boxes, strict=True):
             height, width = frame.image.shape[:2]
-            ranked = sorted(found, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
             if self.options.max_faces_per_frame:
-                ranked = ranked[: self.options.max_faces_per_frame]
-            for face_index, (left, top, right, bottom, score) in enumerate(ranked):
+                found = found[: self.options.max_faces_per_frame]
+            for face_index, (left, top, right, bottom, score) in enumerate(found):
                 box = (left, top, right, bottom)
                 x0, y0, x1, y1 = region_around(box, (width, height))
                 regions.append(
@@ -309,6 +331,42 @@ class FrameSwapper:
         progress.timed("align", start)
         _check(cancelled)
         return aligned
+
+    def _detect(self, window: list[Frame], progress: Progress) -> list[list[Scored]]:
+        """Boxes per frame, largest first. Every ``detect_every``-th frame is
+        searched whole; the frames in between only around the faces of the
+        last searched frame, which costs a fraction and keeps each box a
+        real detection. A face entering the picture is found at the next
+        whole-frame search."""
+        start = time.perf_counter()
+        every = self.options.detect_every
+        first = self._frames_seen
+        self._frames_seen += len(window)
+        keyframes = [f for i, f in enumerate(window) if (first + i) % every == 0]
+        whole = self.stages.detect([DetectInput(f.index, f.image) for f in keyframes])
+        found: dict[int, list[Scored]] = {
+            f.index: _largest_first(faces) for f, faces in zip(keyframes, whole, strict=True)
+        }
+        near: list[DetectInput] = []
+        hints = self._last_boxes
+        for frame in window:
+            if frame.index in found:
+                hints = [b[:4] for b in found[frame.index]]
+            else:
+                near.extend(near_region(frame.index, frame.image, box) for box in hints)
+        if near:
+            by_frame: dict[int, list[Detection]] = {}
+            for item, faces in zip(near, self.stages.detect(near, near=True), strict=True):
+                by_frame.setdefault(item.index, []).extend(Detection(*b) for b in faces)
+            for index, detections in by_frame.items():
+                merged = merge_detections(detections)
+                found[index] = _largest_first(
+                    (d.left, d.top, d.right, d.bottom, d.score) for d in merged
+                )
+        boxes = [found.get(frame.index, []) for frame in window]
+        self._last_boxes = [b[:4] for b in boxes[-1]] if every > 1 else []
+        progress.timed("detect", start)
+        return boxes
 
     def _finish(
         self,
@@ -366,6 +424,10 @@ class FrameSwapper:
             yield FramePatches(frame.index, patches)
 
 
+def _largest_first(boxes: Iterable[Scored]) -> list[Scored]:
+    return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
 def _check(cancelled: Callable[[], bool]) -> None:
     if cancelled():
         raise InterruptedError("cancelled")
@@ -393,6 +455,9 @@ def swap_file(
         ):
             raise InvalidInputError(f"{output}: a still image needs a .png or .jpg output")
     progress = Progress()
-    patches = frame_patches(source, stages, options, progress, on_progress, cancelled)
+    patches = read_ahead(
+        frame_patches(source, stages, options, progress, on_progress, cancelled),
+        depth=2 * options.window,
+    )
     summary = stages.encode(source, output, patches, options.encode, options.model)
     return summary, progress

@@ -30,12 +30,12 @@ from swapline.errors import (
     PermissionDeniedError,
     SwaplineError,
 )
-from swapline.media import Frame
 from swapline.services.aligner import FACE_TYPE_MESSAGES
 from swapline.services.blender import blend_options_message
 from swapline.services.encoder import encode_options_message
 from swapline.stages.align import AlignedCrop, AlignedFace, AlignOptions, RegionInput
 from swapline.stages.blend import BlendOptions
+from swapline.stages.detect import NEAR_CONFIG, DetectInput, Scored
 from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches
 from swapline.stages.swap import ModelEntry
 from swapline.v1 import (
@@ -278,14 +278,16 @@ class RemoteStages:
         face_type = "full" if info.face_type == pb.FACE_TYPE_FULL else "whole"
         return ModelEntry(name, Path(name), {"resolution": info.resolution, "face_type": face_type})
 
-    def detect(
-        self, frames: Sequence[Frame]
-    ) -> list[list[tuple[float, float, float, float, float]]]:
+    def detect(self, inputs: Sequence[DetectInput], near: bool = False) -> list[list[Scored]]:
         request = detector_pb2.DetectRequest()
-        for frame in frames:
-            height, width = frame.image.shape[:2]
-            scale = min(1.0, DETECT_SIDE / max(width, height))
-            image = frame.image
+        if near:  # regions already scaled by near_region: no resizing there
+            request.options.max_side = NEAR_CONFIG.max_side
+            request.options.upsample = 0
+        for item in inputs:
+            height, width = item.image.shape[:2]
+            source = item.source_size or (width, height)
+            scale = 1.0 if near else min(1.0, DETECT_SIDE / max(width, height))
+            image = item.image
             if scale < 1.0:
                 image = cv2.resize(
                     image,
@@ -294,9 +296,10 @@ class RemoteStages:
                 )
             request.frames.append(
                 detector_pb2.DetectFrame(
-                    frame=pb.FrameRef(index=frame.index),
+                    frame=pb.FrameRef(index=item.index),
                     image=wire.image_message(image, MEASURE_ENCODING),
-                    source_size=pb.Size(width=width, height=height),
+                    source_size=pb.Size(width=source[0], height=source[1]),
+                    origin=pb.Point(x=item.origin[0], y=item.origin[1]),
                 )
             )
         response = self._call(self.detector.Detect, request)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from swapline.extract import analyse_frame
-from swapline.media import Frame
+from swapline.media import Frame, open_media
 from swapline.stages.align import AlignOptions, AlignSession
 from swapline.stages.blend import roi_of
 from swapline.stages.detect import FaceDetector
@@ -198,3 +198,40 @@ def test_unknown_model_and_bad_input_fail_cleanly(data: Path, tmp_path: Path) ->
     assert result.returncode != 0 and "truncated" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not output.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_faces_followed_between_detections_match_detecting_every_frame(data: Path) -> None:
+    """d12 moves fast: searching the whole frame every 4th frame and only
+    near the faces in between finds the same faces and landmarks."""
+    from swapline.errors import InvalidInputError
+    from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, SwapOptions
+
+    stages = EmbeddedStages(REPOSITORY)
+
+    def landmarks(every: int) -> dict[int, np.ndarray]:
+        swapper = FrameSwapper(stages, SwapOptions(model=MODEL, detect_every=every, smoothing=0.0))
+        found: dict[int, np.ndarray] = {}
+        with open_media(data / "d12.mp4") as reader:
+            window: list[Frame] = []
+            for frame in reader.frames():
+                window.append(frame)
+                if len(window) == 16:
+                    for face in swapper._analyse(window, Progress(), lambda: False):
+                        found[face.frame_index] = face.raw_landmarks
+                    window = []
+        return found
+
+    try:
+        every_frame, every_fourth = landmarks(1), landmarks(4)
+        assert len(every_frame) > 150
+        assert len(every_fourth) >= 0.98 * len(every_frame)
+        errors = []
+        for index, reference in every_frame.items():
+            if index in every_fourth:
+                eyes = np.linalg.norm(reference[36:42].mean(0) - reference[42:48].mean(0))
+                errors.append(np.linalg.norm(every_fourth[index] - reference, axis=1).mean() / eyes)
+        assert float(np.mean(errors)) < 0.04, "mean landmark difference, inter-ocular units"
+        with pytest.raises(InvalidInputError, match="detect_every"):
+            FrameSwapper(stages, SwapOptions(model=MODEL, detect_every=0))
+    finally:
+        stages.close()

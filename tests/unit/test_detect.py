@@ -6,7 +6,16 @@ import pytest
 
 from swapline.errors import InvalidInputError
 from swapline.media import open_media
-from swapline.stages.detect import DetectorConfig, DetectorModel, FaceDetector, detection_scale
+from swapline.stages.detect import (
+    NEAR_CONFIG,
+    Detection,
+    DetectorConfig,
+    DetectorModel,
+    FaceDetector,
+    detection_scale,
+    merge_detections,
+    near_region,
+)
 
 
 def first_frame(path: Path):  # type: ignore[no-untyped-def]
@@ -31,6 +40,30 @@ def test_boxes_are_mapped_back_to_source_pixels(data: Path) -> None:
     half = frame[::2, ::2].copy()
     again = FaceDetector().detect(half, source_size=(1280, 720))[0]
     assert abs(again.left - face.left) < 8 and abs(again.bottom - face.bottom) < 8
+
+
+def test_searching_near_a_face_finds_it_in_frame_pixels(data: Path) -> None:
+    frame = first_frame(data / "two_people.jpg")
+    whole = FaceDetector().detect(frame)
+    assert len(whole) == 2
+    for face in whole:
+        # Where the face was a few frames ago: 20% of its size off.
+        shift = 0.2 * face.width
+        hint = (face.left + shift, face.top - shift, face.right + shift, face.bottom - shift)
+        region = near_region(7, frame, hint)
+        assert region.index == 7 and max(region.image.shape[:2]) < max(frame.shape[:2])
+        found = FaceDetector(NEAR_CONFIG).detect(region.image, region.source_size, region.origin)
+        assert len(found) == 1, "only the face near the hint"
+        near = found[0]
+        assert abs(near.left - face.left) < 0.1 * face.width
+        assert abs(near.bottom - face.bottom) < 0.1 * face.width
+
+
+def test_the_same_face_found_twice_is_kept_once() -> None:
+    a = Detection(100, 100, 200, 200, 1.0)
+    b = Detection(104, 98, 204, 198, 0.5)  # IoU 0.89
+    c = Detection(300, 100, 400, 200, 0.2)  # another face
+    assert merge_detections([b, a, c]) == [a, c]
 
 
 def test_tiny_faces_are_found_by_upsampling(data: Path) -> None:

@@ -62,7 +62,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
             source = None
             if item.HasField("source_size") and item.source_size.width:
                 source = (item.source_size.width, item.source_size.height)
-            faces = detector.detect(image, source)
+            faces = detector.detect(image, source, (item.origin.x, item.origin.y))
             response.frames.append(
                 detector_pb2.FrameFaces(
                     frame=item.frame,

@@ -82,6 +82,7 @@ def swap_options(spec: dict[str, Any]) -> SwapOptions:
         blend=blend_options(message.blend),
         encode=encode_options(message.encode),
         max_faces_per_frame=message.max_faces_per_frame,
+        detect_every=message.detect_every or SwapOptions.detect_every,
     )
 
 

@@ -220,7 +220,8 @@ def face_embedding(
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image[:, :, ::-1])
+    rgb: np.ndarray = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return rgb
 
 
 def region_around(

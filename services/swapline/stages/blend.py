@@ -178,12 +178,13 @@ def blend_face(
         with contextlib.suppress(cv2.error):
             warped_face = cv2.seamlessClone(warped_face, roi, binary, centre, cv2.NORMAL_CLONE)
     if not composite:
-        return np.dstack([warped_face, alpha])
+        return cv2.merge([*cv2.split(warped_face), alpha])
     return composite_patch(roi, warped_face, alpha)
 
 
 def composite_patch(under: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``face`` over ``under`` with ``alpha`` (uint8, 255 = face)."""
-    a = alpha.astype(np.float32)[..., None] / 255.0
-    out = under.astype(np.float32) * (1 - a) + face.astype(np.float32) * a
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    weight = alpha.astype(np.float32) * np.float32(1 / 255)
+    # Where alpha is 0 the result is exactly ``under``, where 255 ``face``.
+    blended: np.ndarray = cv2.blendLinear(face, under, weight, 1 - weight)
+    return blended

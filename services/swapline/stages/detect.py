@@ -82,11 +82,81 @@ def detection_scale(width: int, height: int, config: DetectorConfig) -> tuple[fl
     return scale, upsample
 
 
+# A box (left, top, right, bottom) and its score, in frame pixels: what stages
+# exchange.
+Scored = tuple[float, float, float, float, float]
+
+# Searching near a known face: the caller has already scaled the region so
+# that the face is about NEAR_FACE_SIDE pixels, so no further resizing.
+NEAR_CONFIG = DetectorConfig(max_side=8192, upsample=0)
+NEAR_FACE_SIDE = 100  # dlib's HOG window is 80 px: room for the face to shrink
+
+
+@dataclass(frozen=True)
+class DetectInput:
+    """A frame, or a region of one, to search for faces.
+
+    ``image`` may be rescaled: it covers ``source_size`` frame pixels (None =
+    its own size) from ``origin``, and boxes come back in frame pixels.
+    """
+
+    index: int
+    image: np.ndarray
+    origin: tuple[float, float] = (0.0, 0.0)
+    source_size: tuple[int, int] | None = None
+
+
+def near_region(
+    index: int,
+    frame: np.ndarray,
+    box: tuple[float, float, float, float],
+    margin: float = 0.4,
+) -> DetectInput:
+    """The part of ``frame`` around a face box (``margin`` of the box size on
+    each side), scaled so that the face is about NEAR_FACE_SIDE pixels: a
+    fraction of the cost of searching the whole frame, for a face that was
+    at ``box`` a few frames ago."""
+    left, top, right, bottom = box
+    height, width = frame.shape[:2]
+    side = max(right - left, bottom - top, 1.0)
+    pad = margin * side
+    x0, y0 = max(0, int(left - pad)), max(0, int(top - pad))
+    x1, y1 = min(width, int(np.ceil(right + pad))), min(height, int(np.ceil(bottom + pad)))
+    region = frame[y0:y1, x0:x1]
+    scale = min(4.0, NEAR_FACE_SIDE / side)
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    return DetectInput(
+        index,
+        cv2.resize(region, size, interpolation=cv2.INTER_LINEAR),
+        (float(x0), float(y0)),
+        (x1 - x0, y1 - y0),
+    )
+
+
+def merge_detections(found: list[Detection], overlap: float = 0.5) -> list[Detection]:
+    """Drops boxes overlapping a higher-scored one (IoU above ``overlap``):
+    the same face found from two nearby regions."""
+    kept: list[Detection] = []
+    for det in sorted(found, key=lambda d: d.score, reverse=True):
+        if all(_iou(det, other) <= overlap for other in kept):
+            kept.append(det)
+    return kept
+
+
+def _iou(a: Detection, b: Detection) -> float:
+    w = min(a.right, b.right) - max(a.left, b.left)
+    h = min(a.bottom, b.bottom) - max(a.top, b.top)
+    inter = max(0.0, w) * max(0.0, h)
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
 class FaceDetector:
     """Finds every face in a BGR frame.
 
     Callers may pass an already downscaled image together with the size of
-    the frame it came from (``source_size``); boxes are reported in the source
+    the frame it came from (``source_size``), or a region of the frame with
+    its top-left corner (``origin``); boxes are reported in the source
     frame's pixels.
     """
 
@@ -95,7 +165,10 @@ class FaceDetector:
         self.config.validate()
 
     def detect(
-        self, image: np.ndarray, source_size: tuple[int, int] | None = None
+        self,
+        image: np.ndarray,
+        source_size: tuple[int, int] | None = None,
+        origin: tuple[float, float] = (0.0, 0.0),
     ) -> list[Detection]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InvalidInputError("detector expects a BGR uint8 image")
@@ -109,17 +182,17 @@ class FaceDetector:
                 (max(1, round(width * scale)), max(1, round(height * scale))),
                 interpolation=cv2.INTER_AREA,
             )
-        rgb = np.ascontiguousarray(small[:, :, ::-1])
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         found = self._run(rgb, upsample)
         to_src_x = src_w / small.shape[1]
         to_src_y = src_h / small.shape[0]
         faces = []
         for left, top, right, bottom, score in found:
             det = Detection(
-                left=left * to_src_x,
-                top=top * to_src_y,
-                right=right * to_src_x,
-                bottom=bottom * to_src_y,
+                left=origin[0] + left * to_src_x,
+                top=origin[1] + top * to_src_y,
+                right=origin[0] + right * to_src_x,
+                bottom=origin[1] + bottom * to_src_y,
                 score=score,
             )
             if det.width >= self.config.min_face_size and det.score >= self.config.min_score:

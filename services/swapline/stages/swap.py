@@ -109,6 +109,9 @@ class OnnxEngine:
                 options = ort.SessionOptions()
                 if self.threads:
                     options.intra_op_num_threads = self.threads
+                # Idle threads sleep instead of spinning: the swap shares the
+                # CPU with decoding, the other stages and the encoder.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 available = ort.get_available_providers()
                 providers = [p for p in PROVIDERS if p in available]
                 session = ort.InferenceSession(str(entry.onnx_path), options, providers=providers)

@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from swapline.v1 import common_pb2 as swapline_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswapline/v1/detector.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\x9a\x01\n\rDetectOptions\x12)\n\x05model\x18\x01 \x01(\x0e\x32\x1a.swapline.v1.DetectorModel\x12\x10\n\x08max_side\x18\x02 \x01(\r\x12\x15\n\x08upsample\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x15\n\rmin_face_size\x18\x04 \x01(\x02\x12\x11\n\tmin_score\x18\x05 \x01(\x02\x42\x0b\n\t_upsample\"~\n\x0b\x44\x65tectFrame\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12!\n\x05image\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\x12&\n\x0bsource_size\x18\x03 \x01(\x0b\x32\x11.swapline.v1.Size\"f\n\rDetectRequest\x12(\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x18.swapline.v1.DetectFrame\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.swapline.v1.DetectOptions\"T\n\nFrameFaces\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12 \n\x05\x66\x61\x63\x65s\x18\x02 \x03(\x0b\x32\x11.swapline.v1.Face\"9\n\x0e\x44\x65tectResponse\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.swapline.v1.FrameFaces*_\n\rDetectorModel\x12\x1e\n\x1a\x44\x45TECTOR_MODEL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44\x45TECTOR_MODEL_HOG\x10\x01\x12\x16\n\x12\x44\x45TECTOR_MODEL_CNN\x10\x02\x32M\n\x08\x44\x65tector\x12\x41\n\x06\x44\x65tect\x12\x1a.swapline.v1.DetectRequest\x1a\x1b.swapline.v1.DetectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswapline/v1/detector.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\x9a\x01\n\rDetectOptions\x12)\n\x05model\x18\x01 \x01(\x0e\x32\x1a.swapline.v1.DetectorModel\x12\x10\n\x08max_side\x18\x02 \x01(\r\x12\x15\n\x08upsample\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x15\n\rmin_face_size\x18\x04 \x01(\x02\x12\x11\n\tmin_score\x18\x05 \x01(\x02\x42\x0b\n\t_upsample\"\xa2\x01\n\x0b\x44\x65tectFrame\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12!\n\x05image\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\x12&\n\x0bsource_size\x18\x03 \x01(\x0b\x32\x11.swapline.v1.Size\x12\"\n\x06origin\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Point\"f\n\rDetectRequest\x12(\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x18.swapline.v1.DetectFrame\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.swapline.v1.DetectOptions\"T\n\nFrameFaces\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12 \n\x05\x66\x61\x63\x65s\x18\x02 \x03(\x0b\x32\x11.swapline.v1.Face\"9\n\x0e\x44\x65tectResponse\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.swapline.v1.FrameFaces*_\n\rDetectorModel\x12\x1e\n\x1a\x44\x45TECTOR_MODEL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44\x45TECTOR_MODEL_HOG\x10\x01\x12\x16\n\x12\x44\x45TECTOR_MODEL_CNN\x10\x02\x32M\n\x08\x44\x65tector\x12\x41\n\x06\x44\x65tect\x12\x1a.swapline.v1.DetectRequest\x1a\x1b.swapline.v1.DetectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swapline.v1.detector_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DETECTORMODEL']._serialized_start=603
-  _globals['_DETECTORMODEL']._serialized_end=698
+  _globals['_DETECTORMODEL']._serialized_start=640
+  _globals['_DETECTORMODEL']._serialized_end=735
   _globals['_DETECTOPTIONS']._serialized_start=70
   _globals['_DETECTOPTIONS']._serialized_end=224
-  _globals['_DETECTFRAME']._serialized_start=226
-  _globals['_DETECTFRAME']._serialized_end=352
-  _globals['_DETECTREQUEST']._serialized_start=354
-  _globals['_DETECTREQUEST']._serialized_end=456
-  _globals['_FRAMEFACES']._serialized_start=458
-  _globals['_FRAMEFACES']._serialized_end=542
-  _globals['_DETECTRESPONSE']._serialized_start=544
-  _globals['_DETECTRESPONSE']._serialized_end=601
-  _globals['_DETECTOR']._serialized_start=700
-  _globals['_DETECTOR']._serialized_end=777
+  _globals['_DETECTFRAME']._serialized_start=227
+  _globals['_DETECTFRAME']._serialized_end=389
+  _globals['_DETECTREQUEST']._serialized_start=391
+  _globals['_DETECTREQUEST']._serialized_end=493
+  _globals['_FRAMEFACES']._serialized_start=495
+  _globals['_FRAMEFACES']._serialized_end=579
+  _globals['_DETECTRESPONSE']._serialized_start=581
+  _globals['_DETECTRESPONSE']._serialized_end=638
+  _globals['_DETECTOR']._serialized_start=737
+  _globals['_DETECTOR']._serialized_end=814
 # @@protoc_insertion_point(module_scope)

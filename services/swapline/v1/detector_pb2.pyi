@@ -32,14 +32,16 @@ class DetectOptions(_message.Message):
     def __init__(self, model: _Optional[_Union[DetectorModel, str]] = ..., max_side: _Optional[int] = ..., upsample: _Optional[int] = ..., min_face_size: _Optional[float] = ..., min_score: _Optional[float] = ...) -> None: ...
 
 class DetectFrame(_message.Message):
-    __slots__ = ("frame", "image", "source_size")
+    __slots__ = ("frame", "image", "source_size", "origin")
     FRAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     frame: _common_pb2.FrameRef
     image: _common_pb2.Image
     source_size: _common_pb2.Size
-    def __init__(self, frame: _Optional[_Union[_common_pb2.FrameRef, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., source_size: _Optional[_Union[_common_pb2.Size, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.Point
+    def __init__(self, frame: _Optional[_Union[_common_pb2.FrameRef, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., source_size: _Optional[_Union[_common_pb2.Size, _Mapping]] = ..., origin: _Optional[_Union[_common_pb2.Point, _Mapping]] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("frames", "options")

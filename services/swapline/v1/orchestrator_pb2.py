@@ -29,7 +29,7 @@ from swapline.v1 import encoder_pb2 as swapline_dot_v1_dot_encoder__pb2
 from swapline.v1 import swapper_pb2 as swapline_dot_v1_dot_swapper__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswapline/v1/orchestrator.proto\x12\x0bswapline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19swapline/v1/blender.proto\x1a\x18swapline/v1/common.proto\x1a\x19swapline/v1/encoder.proto\x1a\x19swapline/v1/swapper.proto\"\xdc\x01\n\x07JobSpec\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tinput_uri\x18\x02 \x01(\t\x12\x12\n\ninput_name\x18\x03 \x01(\t\x12(\n\x05\x62lend\x18\x04 \x01(\x0b\x32\x19.swapline.v1.BlendOptions\x12*\n\x06\x65ncode\x18\x05 \x01(\x0b\x32\x1a.swapline.v1.EncodeOptions\x12(\n\tface_type\x18\x06 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x1b\n\x13max_faces_per_frame\x18\x07 \x01(\r\"\x19\n\tDataChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"i\n\x10SubmitJobRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x14.swapline.v1.JobSpecH\x00\x12\'\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.swapline.v1.DataChunkH\x00\x42\x06\n\x04item\"\xe2\x01\n\x0bJobProgress\x12\x13\n\x0b\x66rames_done\x18\x01 \x01(\x03\x12\x14\n\x0c\x66rames_total\x18\x02 \x01(\x03\x12\x19\n\x11\x66rames_per_second\x18\x03 \x01(\x01\x12\x15\n\rfaces_swapped\x18\x04 \x01(\x03\x12\x41\n\rstage_seconds\x18\x05 \x03(\x0b\x32*.swapline.v1.JobProgress.StageSecondsEntry\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x84\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x04spec\x18\x02 \x01(\x0b\x32\x14.swapline.v1.JobSpec\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swapline.v1.JobState\x12*\n\x08progress\x18\x04 \x01(\x0b\x32\x18.swapline.v1.JobProgress\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\noutput_uri\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"^\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swapline.v1.JobState\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.swapline.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"u\n\x10SwapStreamConfig\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x05\x62lend\x18\x02 \x01(\x0b\x32\x19.swapline.v1.BlendOptions\x12(\n\tface_type\x18\x03 \x01(\x0e\x32\x15.swapline.v1.FaceType\"w\n\x11SwapStreamRequest\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.swapline.v1.SwapStreamConfigH\x00\x12)\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x18.swapline.v1.StreamFrameH\x00\x42\x06\n\x04item\"V\n\x0bStreamFrame\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12!\n\x05image\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\"T\n\x12SwapStreamResponse\x12\'\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x18.swapline.v1.StreamFrame\x12\x15\n\rfaces_swapped\x18\x02 \x01(\r\"\xbd\x01\n\x11TrainModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x12source_faceset_uri\x18\x02 \x01(\t\x12\x1a\n\x12target_faceset_uri\x18\x03 \x01(\t\x12\x12\n\nresolution\x18\x04 \x01(\r\x12\x14\n\x0c\x61rchitecture\x18\x05 \x01(\t\x12\r\n\x05steps\x18\x06 \x01(\x03\x12)\n\nidentities\x18\x07 \x03(\x0b\x32\x15.swapline.v1.Identity\"\xab\x01\n\x0bTrainingRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swapline.v1.JobState\x12\x12\n\nsteps_done\x18\x04 \x01(\x03\x12\x13\n\x0bsteps_total\x18\x05 \x01(\x03\x12\x0c\n\x04loss\x18\x06 \x01(\x02\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x16\n\x0ekubernetes_job\x18\x08 \x01(\t\"#\n\x15GetTrainingRunRequest\x12\n\n\x02id\x18\x01 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xf9\x04\n\x0cOrchestrator\x12>\n\tSubmitJob\x12\x1d.swapline.v1.SubmitJobRequest\x1a\x10.swapline.v1.Job(\x01\x12\x36\n\x06GetJob\x12\x1a.swapline.v1.GetJobRequest\x1a\x10.swapline.v1.Job\x12:\n\x08WatchJob\x12\x1a.swapline.v1.GetJobRequest\x1a\x10.swapline.v1.Job0\x01\x12\x39\n\tCancelJob\x12\x1a.swapline.v1.GetJobRequest\x1a\x10.swapline.v1.Job\x12G\n\x08ListJobs\x12\x1c.swapline.v1.ListJobsRequest\x1a\x1d.swapline.v1.ListJobsResponse\x12\x46\n\x0e\x44ownloadResult\x12\x1a.swapline.v1.GetJobRequest\x1a\x16.swapline.v1.DataChunk0\x01\x12Q\n\nSwapStream\x12\x1e.swapline.v1.SwapStreamRequest\x1a\x1f.swapline.v1.SwapStreamResponse(\x01\x30\x01\x12\x46\n\nTrainModel\x12\x1e.swapline.v1.TrainModelRequest\x1a\x18.swapline.v1.TrainingRun\x12N\n\x0eGetTrainingRun\x12\".swapline.v1.GetTrainingRunRequest\x1a\x18.swapline.v1.TrainingRunb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswapline/v1/orchestrator.proto\x12\x0bswapline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19swapline/v1/blender.proto\x1a\x18swapline/v1/common.proto\x1a\x19swapline/v1/encoder.proto\x1a\x19swapline/v1/swapper.proto\"\xf2\x01\n\x07JobSpec\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tinput_uri\x18\x02 \x01(\t\x12\x12\n\ninput_name\x18\x03 \x01(\t\x12(\n\x05\x62lend\x18\x04 \x01(\x0b\x32\x19.swapline.v1.BlendOptions\x12*\n\x06\x65ncode\x18\x05 \x01(\x0b\x32\x1a.swapline.v1.EncodeOptions\x12(\n\tface_type\x18\x06 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x1b\n\x13max_faces_per_frame\x18\x07 \x01(\r\x12\x14\n\x0c\x64\x65tect_every\x18\x08 \x01(\r\"\x19\n\tDataChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"i\n\x10SubmitJobRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x14.swapline.v1.JobSpecH\x00\x12\'\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.swapline.v1.DataChunkH\x00\x42\x06\n\x04item\"\xe2\x01\n\x0bJobProgress\x12\x13\n\x0b\x66rames_done\x18\x01 \x01(\x03\x12\x14\n\x0c\x66rames_total\x18\x02 \x01(\x03\x12\x19\n\x11\x66rames_per_second\x18\x03 \x01(\x01\x12\x15\n\rfaces_swapped\x18\x04 \x01(\x03\x12\x41\n\rstage_seconds\x18\x05 \x03(\x0b\x32*.swapline.v1.JobProgress.StageSecondsEntry\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x84\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x04spec\x18\x02 \x01(\x0b\x32\x14.swapline.v1.JobSpec\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swapline.v1.JobState\x12*\n\x08progress\x18\x04 \x01(\x0b\x32\x18.swapline.v1.JobProgress\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\noutput_uri\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"^\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swapline.v1.JobState\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.swapline.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"u\n\x10SwapStreamConfig\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x05\x62lend\x18\x02 \x01(\x0b\x32\x19.swapline.v1.BlendOptions\x12(\n\tface_type\x18\x03 \x01(\x0e\x32\x15.swapline.v1.FaceType\"w\n\x11SwapStreamRequest\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.swapline.v1.SwapStreamConfigH\x00\x12)\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x18.swapline.v1.StreamFrameH\x00\x42\x06\n\x04item\"V\n\x0bStreamFrame\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12!\n\x05image\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\"T\n\x12SwapStreamResponse\x12\'\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x18.swapline.v1.StreamFrame\x12\x15\n\rfaces_swapped\x18\x02 \x01(\r\"\xbd\x01\n\x11TrainModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x12source_faceset_uri\x18\x02 \x01(\t\x12\x1a\n\x12target_faceset_uri\x18\x03 \x01(\t\x12\x12\n\nresolution\x18\x04 \x01(\r\x12\x14\n\x0c\x61rchitecture\x18\x05 \x01(\t\x12\r\n\x05steps\x18\x06 \x01(\x03\x12)\n\nidentities\x18\x07 \x03(\x0b\x32\x15.swapline.v1.Identity\"\xab\x01\n\x0bTrainingRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.swapline.v1.JobState\x12\x12\n\nsteps_done\x18\x04 \x01(\x03\x12\x13\n\x0bsteps_total\x18\x05 \x01(\x03\x12\x0c\n\x04loss\x18\x06 \x01(\x02\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x16\n\x0ekubernetes_job\x18\x08 \x01(\t\"#\n\x15GetTrainingRunRequest\x12\n\n\x02id\x18\x01 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xf9\x04\n\x0cOrchestrator\x12>\n\tSubmitJob\x12\x1d.swapline.v1.SubmitJobRequest\x1a\x10.swapline.v1.Job(\x01\x12\x36\n\x06GetJob\x12\x1a.swapline.v1.GetJobRequest\x1a\x10.swapline.v1.Job\x12:\n\x08WatchJob\x12\x1a.swapline.v1.GetJobRequest\x1a\x10.swapline.v1.Job0\x01\x12\x39\n\tCancelJob\x12\x1a.swapline.v1.GetJobRequest\x1a\x10.swapline.v1.Job\x12G\n\x08ListJobs\x12\x1c.swapline.v1.ListJobsRequest\x1a\x1d.swapline.v1.ListJobsResponse\x12\x46\n\x0e\x44ownloadResult\x12\x1a.swapline.v1.GetJobRequest\x1a\x16.swapline.v1.DataChunk0\x01\x12Q\n\nSwapStream\x12\x1e.swapline.v1.SwapStreamRequest\x1a\x1f.swapline.v1.SwapStreamResponse(\x01\x30\x01\x12\x46\n\nTrainModel\x12\x1e.swapline.v1.TrainModelRequest\x1a\x18.swapline.v1.TrainingRun\x12N\n\x0eGetTrainingRun\x12\".swapline.v1.GetTrainingRunRequest\x1a\x18.swapline.v1.TrainingRunb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,40 +38,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBPROGRESS_STAGESECONDSENTRY']._loaded_options = None
   _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2056
-  _globals['_JOBSTATE']._serialized_end=2210
+  _globals['_JOBSTATE']._serialized_start=2078
+  _globals['_JOBSTATE']._serialized_end=2232
   _globals['_JOBSPEC']._serialized_start=188
-  _globals['_JOBSPEC']._serialized_end=408
-  _globals['_DATACHUNK']._serialized_start=410
-  _globals['_DATACHUNK']._serialized_end=435
-  _globals['_SUBMITJOBREQUEST']._serialized_start=437
-  _globals['_SUBMITJOBREQUEST']._serialized_end=542
-  _globals['_JOBPROGRESS']._serialized_start=545
-  _globals['_JOBPROGRESS']._serialized_end=771
-  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_start=720
-  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_end=771
-  _globals['_JOB']._serialized_start=774
-  _globals['_JOB']._serialized_end=1034
-  _globals['_GETJOBREQUEST']._serialized_start=1036
-  _globals['_GETJOBREQUEST']._serialized_end=1063
-  _globals['_LISTJOBSREQUEST']._serialized_start=1065
-  _globals['_LISTJOBSREQUEST']._serialized_end=1159
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1161
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1236
-  _globals['_SWAPSTREAMCONFIG']._serialized_start=1238
-  _globals['_SWAPSTREAMCONFIG']._serialized_end=1355
-  _globals['_SWAPSTREAMREQUEST']._serialized_start=1357
-  _globals['_SWAPSTREAMREQUEST']._serialized_end=1476
-  _globals['_STREAMFRAME']._serialized_start=1478
-  _globals['_STREAMFRAME']._serialized_end=1564
-  _globals['_SWAPSTREAMRESPONSE']._serialized_start=1566
-  _globals['_SWAPSTREAMRESPONSE']._serialized_end=1650
-  _globals['_TRAINMODELREQUEST']._serialized_start=1653
-  _globals['_TRAINMODELREQUEST']._serialized_end=1842
-  _globals['_TRAININGRUN']._serialized_start=1845
-  _globals['_TRAININGRUN']._serialized_end=2016
-  _globals['_GETTRAININGRUNREQUEST']._serialized_start=2018
-  _globals['_GETTRAININGRUNREQUEST']._serialized_end=2053
-  _globals['_ORCHESTRATOR']._serialized_start=2213
-  _globals['_ORCHESTRATOR']._serialized_end=2846
+  _globals['_JOBSPEC']._serialized_end=430
+  _globals['_DATACHUNK']._serialized_start=432
+  _globals['_DATACHUNK']._serialized_end=457
+  _globals['_SUBMITJOBREQUEST']._serialized_start=459
+  _globals['_SUBMITJOBREQUEST']._serialized_end=564
+  _globals['_JOBPROGRESS']._serialized_start=567
+  _globals['_JOBPROGRESS']._serialized_end=793
+  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_start=742
+  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_end=793
+  _globals['_JOB']._serialized_start=796
+  _globals['_JOB']._serialized_end=1056
+  _globals['_GETJOBREQUEST']._serialized_start=1058
+  _globals['_GETJOBREQUEST']._serialized_end=1085
+  _globals['_LISTJOBSREQUEST']._serialized_start=1087
+  _globals['_LISTJOBSREQUEST']._serialized_end=1181
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1183
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1258
+  _globals['_SWAPSTREAMCONFIG']._serialized_start=1260
+  _globals['_SWAPSTREAMCONFIG']._serialized_end=1377
+  _globals['_SWAPSTREAMREQUEST']._serialized_start=1379
+  _globals['_SWAPSTREAMREQUEST']._serialized_end=1498
+  _globals['_STREAMFRAME']._serialized_start=1500
+  _globals['_STREAMFRAME']._serialized_end=1586
+  _globals['_SWAPSTREAMRESPONSE']._serialized_start=1588
+  _globals['_SWAPSTREAMRESPONSE']._serialized_end=1672
+  _globals['_TRAINMODELREQUEST']._serialized_start=1675
+  _globals['_TRAINMODELREQUEST']._serialized_end=1864
+  _globals['_TRAININGRUN']._serialized_start=1867
+  _globals['_TRAININGRUN']._serialized_end=2038
+  _globals['_GETTRAININGRUNREQUEST']._serialized_start=2040
+  _globals['_GETTRAININGRUNREQUEST']._serialized_end=2075
+  _globals['_ORCHESTRATOR']._serialized_start=2235
+  _globals['_ORCHESTRATOR']._serialized_end=2868
 # @@protoc_insertion_point(module_scope)

@@ -30,7 +30,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class JobSpec(_message.Message):
-    __slots__ = ("model", "input_uri", "input_name", "blend", "encode", "face_type", "max_faces_per_frame")
+    __slots__ = ("model", "input_uri", "input_name", "blend", "encode", "face_type", "max_faces_per_frame", "detect_every")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUT_URI_FIELD_NUMBER: _ClassVar[int]
     INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class JobSpec(_message.Message):
     ENCODE_FIELD_NUMBER: _ClassVar[int]
     FACE_TYPE_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_PER_FRAME_FIELD_NUMBER: _ClassVar[int]
+    DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
     model: str
     input_uri: str
     input_name: str
@@ -45,7 +46,8 @@ class JobSpec(_message.Message):
     encode: _encoder_pb2.EncodeOptions
     face_type: _common_pb2.FaceType
     max_faces_per_frame: int
-    def __init__(self, model: _Optional[str] = ..., input_uri: _Optional[str] = ..., input_name: _Optional[str] = ..., blend: _Optional[_Union[_blender_pb2.BlendOptions, _Mapping]] = ..., encode: _Optional[_Union[_encoder_pb2.EncodeOptions, _Mapping]] = ..., face_type: _Optional[_Union[_common_pb2.FaceType, str]] = ..., max_faces_per_frame: _Optional[int] = ...) -> None: ...
+    detect_every: int
+    def __init__(self, model: _Optional[str] = ..., input_uri: _Optional[str] = ..., input_name: _Optional[str] = ..., blend: _Optional[_Union[_blender_pb2.BlendOptions, _Mapping]] = ..., encode: _Optional[_Union[_encoder_pb2.EncodeOptions, _Mapping]] = ..., face_type: _Optional[_Union[_common_pb2.FaceType, str]] = ..., max_faces_per_frame: _Optional[int] = ..., detect_every: _Optional[int] = ...) -> None: ...
 
 class DataChunk(_message.Message):
     __slots__ = ("data",)
