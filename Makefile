@@ -6,10 +6,35 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/swapline/v1/*.proto)
 OUT    ?= out
+# Helm's library (helm-sdkpy) needs Python 3.12: a small venv of its own.
+HELM_VENV ?= .venv-helm
+PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+HELM_STAMP := $(HELM_VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck proto bench bench-detect gpu-check serve-detector serve-aligner clean
+.PHONY: setup system-deps helm-env demo test lint typecheck proto bench bench-detect gpu-check \
+	serve-detector serve-aligner up down chart-check clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-deps
+
+## system-deps: Prometheus and promtool from Debian (the local stack and the rule tests)
+system-deps:
+	@command -v promtool >/dev/null 2>&1 || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+			>/dev/null; }
+	@pkill -x prometheus-node-exporter 2>/dev/null || true
+
+helm-env: $(HELM_STAMP)
+
+$(HELM_STAMP): constraints-helm.txt
+	@test -n "$(PY312)" || { echo "Python 3.12 is needed for Helm's library (pyenv install 3.12)"; exit 1; }
+	$(PY312) -m venv $(HELM_VENV)
+	$(HELM_VENV)/bin/python -m pip install -q -c constraints-helm.txt helm-sdkpy jsonschema pyyaml
+	touch $(HELM_STAMP)
+
+## chart-check: Helm lint of charts/swapline, its values against values.schema.json
+chart-check: helm-env
+	$(HELM_VENV)/bin/python deploy/tools/chart_check.py charts/swapline
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +49,7 @@ demo: setup
 	@echo "output: $(OUT)/demo-d10-as-d6.mp4 (marked as synthetic media)"
 
 ## test: lint, type-check, then the whole test suite
-test: setup lint typecheck
+test: setup helm-env lint typecheck
 	$(PY) -m pytest -q -ra
 
 lint: setup
@@ -50,8 +75,16 @@ serve-detector: setup
 serve-aligner: setup
 	$(VENV)/bin/swapline serve aligner
 
+## up: the local stack, every service its own process, Triton and Prometheus (:9090)
+up: setup
+	$(VENV)/bin/swapline stack up --dir .stack
+
+## down: stop the local stack
+down: setup
+	$(VENV)/bin/swapline stack down --dir .stack
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(HELM_VENV) $(OUT) .stack .pytest_cache .mypy_cache .ruff_cache
 
 ## gpu-check: train/export/serve the d6/d10 pair on an NVIDIA GPU and print speeds and quality
 gpu-check: setup

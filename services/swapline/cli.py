@@ -280,6 +280,24 @@ def _check_select(value: str) -> str:
     raise argparse.ArgumentTypeError("expected largest, all or ref=IMAGE")
 
 
+def _stack(args: argparse.Namespace) -> int:
+    from swapline import stack
+
+    if args.action == "down":
+        try:
+            stopped = stack.down(args.dir)
+        except FileNotFoundError as exc:
+            raise SwaplineError(str(exc)) from None
+        print(f"stopped {', '.join(stopped.pids)}")
+        return 0
+    running = stack.up(args.dir, args.repository)
+    print(f"orchestrator  {running.orchestrator}   (swapline swap --remote {running.orchestrator})")
+    print(f"triton        {running.triton}")
+    print(f"prometheus    {running.prometheus}   (rules: deploy/prometheus/rules)")
+    print(f"logs          {args.dir}/*.log; stop with `make down`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swapline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -428,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_swap)
+
+    st = sub.add_parser("stack", help="the local stack: every service, Triton and Prometheus")
+    st.add_argument("action", choices=["up", "down"])
+    st.add_argument("--dir", default=".stack", help="state and logs (default .stack)")
+    st.add_argument("--repository", default="models/repository", metavar="MODEL_REPO")
+    st.set_defaults(func=_stack)
 
     sv = sub.add_parser("serve", help="run one stage as a gRPC server")
     sv.add_argument("service", choices=list(DEFAULT_PORTS))

@@ -146,8 +146,7 @@ def run(repository: str, grpc_port: int, http_port: int, metrics_port: int) -> N
     server.serve()
 
 
-@contextlib.contextmanager
-def launched(
+def start_triton(
     repository: str | Path,
     log: Path,
     grpc_port: int,
@@ -155,9 +154,10 @@ def launched(
     metrics_port: int,
     model: str | None = None,
     timeout: float = 180.0,
-) -> Iterator[str]:
-    """Runs ``swapline triton`` as a subprocess until the block ends; yields
-    its gRPC address once the server (and ``model``, if named) is ready."""
+    detach: bool = False,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Starts ``swapline triton`` as a subprocess and waits until the server
+    (and ``model``, if named) is ready; the process and its gRPC address."""
     import tritonclient.grpc as triton_grpc
 
     process = subprocess.Popen(
@@ -177,6 +177,7 @@ def launched(
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=detach,
     )
     url = f"127.0.0.1:{grpc_port}"
     client = triton_grpc.InferenceServerClient(url)
@@ -193,14 +194,37 @@ def launched(
         deadline = time.monotonic() + timeout
         while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
+                stop_process(process)
                 raise RuntimeError(f"Triton did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return process, url
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def launched(
+    repository: str | Path,
+    log: Path,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    model: str | None = None,
+    timeout: float = 180.0,
+) -> Iterator[str]:
+    """Runs ``swapline triton`` as a subprocess until the block ends; yields
+    its gRPC address once the server (and ``model``, if named) is ready."""
+    process, url = start_triton(repository, log, grpc_port, http_port, metrics_port, model, timeout)
+    try:
+        yield url
+    finally:
+        stop_process(process)

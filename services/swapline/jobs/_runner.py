@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 from swapline.errors import SwaplineError
 from swapline.jobs._store import TERMINAL, JobState, JobStore
 from swapline.pipeline import Progress, Stages, SwapOptions, swap_file
+from swapline.runtime import metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,13 @@ class JobRunner:
             return
         self.store.update(job_id, state=JobState.RUNNING)
 
+        counted = 0
+
         def report(progress: Progress) -> None:
+            nonlocal counted
+            metrics.JOB_FRAMES.inc(progress.frames_done - counted)
+            counted = progress.frames_done
+            metrics.JOB_FRAMES_PER_SECOND.labels(job_id).set(progress.frames_per_second)
             self.store.update(
                 job_id,
                 frames_done=progress.frames_done,
@@ -92,6 +100,9 @@ class JobRunner:
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
+            with contextlib.suppress(KeyError):
+                metrics.JOB_FRAMES_PER_SECOND.remove(job_id)
+            metrics.JOBS_FINISHED.labels(self.store.get(job_id).state.value).inc()
 
     def close(self) -> None:
         with self._lock:

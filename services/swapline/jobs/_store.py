@@ -151,6 +151,11 @@ class JobStore:
             rows = self._db.execute(query, params).fetchall()
         return [self._record(r) for r in rows]
 
+    def count_by_state(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {str(state): int(count) for state, count in rows}
+
     def wait_for_change(self, job_id: str, version: int, timeout: float) -> JobRecord:
         """The record once its version differs from ``version`` (or after
         ``timeout`` seconds, unchanged)."""

@@ -48,12 +48,14 @@ def start_server(
     env: dict[str, str] | None = None,
     port: int | None = None,
     timeout: float = 60.0,
+    metrics_port: int | None = None,
+    detach: bool = False,
 ) -> ServerProcess:
     """Starts ``swapline serve NAME`` on loopback and waits until its health
-    check says SERVING."""
+    check says SERVING. ``detach`` lets it outlive this process (``make up``)."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    port, metrics_port = port or free_port(), free_port()
+    port, metrics_port = port or free_port(), metrics_port or free_port()
     log = log_dir / f"{name}-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
@@ -73,6 +75,7 @@ def start_server(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=full_env,
+        start_new_session=detach,
     )
     server = ServerProcess(name, process, port, metrics_port, log)
     deadline = time.monotonic() + timeout

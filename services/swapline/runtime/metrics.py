@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -54,3 +58,41 @@ STAGE_SECONDS = Histogram(
     ["service"],
     buckets=LATENCY_BUCKETS,
 )
+
+# The orchestrator's jobs.
+JOB_FRAMES = Counter("swapline_job_frames_total", "Frames finished by swap jobs.")
+JOB_FRAMES_PER_SECOND = Gauge(
+    "swapline_job_frames_per_second",
+    "Throughput of each running job since it started.",
+    ["job_id"],
+)
+JOBS_FINISHED = Counter(
+    "swapline_jobs_finished_total", "Jobs that ended, by final state.", ["state"]
+)
+
+
+class JobStateCollector(Collector):
+    """``swapline_jobs{state}``: jobs by state, read from the job store at
+    every scrape, so restarts and other replicas' writes are counted."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]], states: list[str]) -> None:
+        self.counts = counts
+        self.states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("swapline_jobs", "Jobs by state.", labels=["state"])
+        counts = self.counts()
+        for state in self.states:
+            family.add_metric([state], counts.get(state, 0))
+        yield family
+
+
+_job_states: list[JobStateCollector] = []
+
+
+def register_job_states(counts: Callable[[], Mapping[str, int]], states: list[str]) -> None:
+    """Exports ``swapline_jobs`` from ``counts`` (the latest store wins)."""
+    while _job_states:
+        REGISTRY.unregister(_job_states.pop())
+    _job_states.append(JobStateCollector(counts, states))
+    REGISTRY.register(_job_states[-1])

@@ -20,6 +20,7 @@ from swapline.errors import InvalidInputError
 from swapline.jobs import TERMINAL, JobRecord, JobRunner, JobState, JobStore
 from swapline.media import Frame
 from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, Stages, SwapOptions
+from swapline.runtime import metrics
 from swapline.runtime.config import ServerConfig
 from swapline.runtime.server import ServiceBinding, StageWorkers
 from swapline.services.blender import blend_options
@@ -261,6 +262,7 @@ def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
     roots = StorageRoots.from_env(os.environ.get("SWAPLINE_STORAGE_ROOTS", os.getcwd()))
     store = JobStore(os.environ.get("SWAPLINE_JOBS_DB", str(work_dir / "jobs.sqlite3")))
     concurrency = int(os.environ.get("SWAPLINE_JOB_CONCURRENCY", "1"))
+    metrics.register_job_states(store.count_by_state, [s.value for s in JobState])
     servicer = OrchestratorServicer(
         config, workers, make_stages(config), store, roots, work_dir, concurrency
     )
