@@ -142,6 +142,11 @@ def _train(args: argparse.Namespace) -> int:
         f"trained {result.out} to step {result.steps} on {result.device}: loss "
         f"{result.first_loss:.4f} -> {result.loss:.4f}, {result.steps_per_second:.2f} steps/s"
     )
+    if args.export_to:
+        from swapline.export import export_model
+
+        exported = export_model(result.out, args.export_to)
+        print(f"exported {exported.entry}")
     return 0
 
 
@@ -363,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--minutes", type=float, help="train for this long")
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument(
+        "--export-to",
+        default=None,
+        metavar="MODEL_REPO",
+        help="export the trained model into this Triton model repository",
+    )
     tr.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
     tr.add_argument(
         "--eyes-mouth-priority",

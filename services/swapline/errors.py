@@ -28,3 +28,7 @@ class PermissionDeniedError(SwaplineError):
 
 class ResourceExhaustedError(SwaplineError):
     """The server is at capacity; retry later."""
+
+
+class UnavailableError(SwaplineError):
+    """A service this call depends on (the Kubernetes API) did not answer."""

@@ -18,6 +18,7 @@ from swapline.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
     SwaplineError,
+    UnavailableError,
 )
 from swapline.runtime import metrics
 
@@ -28,6 +29,7 @@ _STATUS_BY_ERROR: list[tuple[type[SwaplineError], grpc.StatusCode]] = [
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 ]
 
 

@@ -17,7 +17,20 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from swapline import wire
 from swapline.errors import InvalidInputError
-from swapline.jobs import TERMINAL, JobRecord, JobRunner, JobState, JobStore
+from swapline.jobs import (
+    TERMINAL,
+    InProcessTraining,
+    JobRecord,
+    JobRunner,
+    JobState,
+    JobStore,
+    KubernetesTraining,
+    TrainingLauncher,
+    TrainingRequest,
+    TrainingRun,
+    TrainingStore,
+    new_run,
+)
 from swapline.media import Frame
 from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, Stages, SwapOptions
 from swapline.runtime import metrics
@@ -50,6 +63,19 @@ def _timestamp(seconds: float) -> Timestamp:
     stamp = Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
     return stamp
+
+
+def training_message(run: TrainingRun) -> opb.TrainingRun:
+    return opb.TrainingRun(
+        id=run.id,
+        name=run.name,
+        state=_STATES[run.state],
+        steps_done=run.steps_done,
+        steps_total=run.steps_total,
+        loss=run.loss,
+        error=run.error,
+        kubernetes_job=run.kubernetes_job,
+    )
 
 
 def job_message(record: JobRecord) -> opb.Job:
@@ -97,6 +123,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         roots: StorageRoots,
         work_dir: Path,
         concurrency: int,
+        training: tuple[TrainingStore, TrainingLauncher] | None = None,
     ) -> None:
         self.config = config
         self.workers = workers
@@ -105,6 +132,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.roots = roots
         self.work_dir = work_dir
         self.runner = JobRunner(store, stages, swap_options, concurrency)
+        self.training_store, self.training = training or training_backend(
+            config, work_dir, store.path
+        )
         for record in store.interrupted():  # left over by a previous process
             store.update(
                 record.id, state=JobState.FAILED, error="interrupted: the orchestrator restarted"
@@ -204,6 +234,33 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             while chunk := await asyncio.to_thread(fh.read, CHUNK):
                 yield opb.DataChunk(data=chunk)
 
+    async def TrainModel(
+        self, request: opb.TrainModelRequest, context: grpc.aio.ServicerContext
+    ) -> opb.TrainingRun:
+        """Starts training a model for one identity pair: a Kubernetes Job on a
+        cluster, a thread here otherwise. Facesets must lie under the storage
+        roots and carry (or be given) a consent reference."""
+        training = TrainingRequest(
+            name=request.name,
+            source=self.roots.resolve(request.source_faceset_uri),
+            target=self.roots.resolve(request.target_faceset_uri),
+            resolution=request.resolution or 64,
+            architecture=request.architecture or "df",
+            steps=request.steps or 5000,
+            identities=tuple((i.role, i.name, i.consent_reference) for i in request.identities),
+        )
+        training.validate()
+        run = self.training_store.save(new_run(training))
+        run = await asyncio.to_thread(self.training.launch, run, training)
+        return training_message(self.training_store.save(run))
+
+    async def GetTrainingRun(
+        self, request: opb.GetTrainingRunRequest, context: grpc.aio.ServicerContext
+    ) -> opb.TrainingRun:
+        run = self.training_store.get(request.id)
+        run = await asyncio.to_thread(self.training.refresh, run)
+        return training_message(self.training_store.save(run))
+
     async def SwapStream(
         self,
         requests: AsyncIterator[opb.SwapStreamRequest],
@@ -246,6 +303,23 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.runner.close()
         self.stages.close()
         self.store.close()
+        self.training_store.close()
+
+
+def training_backend(
+    config: ServerConfig, work_dir: Path, database: str
+) -> tuple[TrainingStore, TrainingLauncher]:
+    """Kubernetes Jobs when the chart's Job template is mounted
+    (SWAPLINE_TRAINING_JOB_TEMPLATE), in-process training otherwise."""
+    store = TrainingStore(database)
+    repository = Path(config.model_repository).absolute()
+    template = os.environ.get("SWAPLINE_TRAINING_JOB_TEMPLATE", "")
+    if template:
+        namespace = os.environ.get("SWAPLINE_NAMESPACE", "default")
+        return store, KubernetesTraining.from_file(
+            Path(template), namespace, work_dir / "training", repository
+        )
+    return store, InProcessTraining(store, work_dir / "training", repository)
 
 
 def make_stages(config: ServerConfig) -> Stages:
