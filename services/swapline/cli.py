@@ -285,6 +285,52 @@ def _check_select(value: str) -> str:
     raise argparse.ArgumentTypeError("expected largest, all or ref=IMAGE")
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from swapline.evaluate_clip import evaluate_clip, reference_embedding, write_report
+    from swapline.pipeline import EmbeddedStages, SwapOptions, swap_file
+
+    out = Path(args.out)
+    swapped = Path(args.swapped) if args.swapped else out / "swapped.mp4"
+    if args.model:
+        stages = EmbeddedStages(args.repository)
+        bar = _frame_bar(args)
+        try:
+            swap_file(
+                args.input,
+                swapped,
+                stages,
+                SwapOptions(model=args.model),
+                lambda p: _show(bar, p.frames_done, p.frames_total, p.faces_swapped),
+            )
+        finally:
+            bar.close()
+            stages.close()
+    source = reference_embedding(args.source)
+    target = reference_embedding(args.target) if args.target else None
+    bar = _frame_bar(args)
+    try:
+        evaluation, thumbs = evaluate_clip(
+            args.input,
+            swapped,
+            source,
+            target,
+            args.frames,
+            on_frame=lambda _: bar.update(1),
+        )
+    finally:
+        bar.close()
+    title = f"swapline eval: {Path(args.input).name}" + (
+        f" with {args.model}" if args.model else ""
+    )
+    paths = write_report(evaluation, thumbs, out, title)
+    print(json.dumps(evaluation.summary(), indent=2))
+    print(f"wrote {paths['json']} and {paths['report']}")
+    return 0
+
+
 def _stack(args: argparse.Namespace) -> int:
     from swapline import stack
 
@@ -457,6 +503,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_swap)
+
+    ev2 = sub.add_parser(
+        "eval", help="quality of a swapped clip: identity, expression, stability, background"
+    )
+    ev2.add_argument("--input", required=True, help="the original clip")
+    ev2.add_argument(
+        "--source", required=True, help="clip, image or faceset of the source identity (A)"
+    )
+    ev2.add_argument(
+        "--target", default=None, help="the same of identity B (default: the input's own faces)"
+    )
+    which = ev2.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="swap the input with this model first (embedded)")
+    which.add_argument("--swapped", help="an already swapped version of the input")
+    ev2.add_argument("--repository", default="models/repository", metavar="MODEL_REPO")
+    ev2.add_argument(
+        "--frames",
+        type=_frame_range,
+        default=(0, None),
+        metavar="START:END",
+        help="evaluate only these frames (e.g. ones the model never trained on)",
+    )
+    ev2.add_argument("--out", default="out/eval", help="report folder")
+    ev2.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev2.set_defaults(func=_eval)
 
     st = sub.add_parser("stack", help="the local stack: every service, Triton and Prometheus")
     st.add_argument("action", choices=["up", "down"])

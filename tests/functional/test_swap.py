@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from fractions import Fraction
@@ -235,3 +236,80 @@ def test_faces_followed_between_detections_match_detecting_every_frame(data: Pat
             FrameSwapper(stages, SwapOptions(model=MODEL, detect_every=0))
     finally:
         stages.close()
+
+
+def test_eval_metrics_on_known_cases(data: Path) -> None:
+    """An unswapped clip of person X: identity 1 with X as source and 0 with
+    the roles exchanged; an output identical to its input adds no jitter and
+    leaves the background exact (infinite PSNR)."""
+    import math
+
+    from swapline.evaluate_clip import evaluate_clip, reference_embedding
+
+    clip = data / "d10.mp4"
+    x, other = reference_embedding(clip, limit=12), reference_embedding(data / "d12.mp4", limit=12)
+    as_x, thumbs = evaluate_clip(clip, clip, source=x, target=other, frames=(0, 40), contact=3)
+    assert as_x.frames == 40 and as_x.faces >= 38
+    assert as_x.identity_score == 1.0
+    assert as_x.landmark_jitter_increase == 0.0 and as_x.colour_jitter_increase == 0.0
+    assert as_x.landmark_jitter_input > 0  # a talking face moves
+    assert as_x.expression_error == 0.0
+    assert math.isinf(as_x.background_psnr_db)
+    assert [index for index, _, _ in thumbs] == [0, 20, 39]
+    exchanged, _ = evaluate_clip(clip, clip, source=other, target=x, frames=(0, 40), contact=0)
+    assert exchanged.identity_score == 0.0
+
+
+def test_eval_cli_writes_the_report_and_rejects_bad_input(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "eval",
+            "--input",
+            str(data / "d10.mp4"),
+            "--swapped",
+            str(data / "d10.mp4"),
+            "--source",
+            str(data / "d6.mp4"),
+            "--frames",
+            "0:24",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("eval.json", "report.md", "identity.png", "jitter.png", "contact_sheet.jpg"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "eval.json").read_text())["summary"]
+    assert summary["background_psnr_db"] == "inf" and summary["frames"] == 24
+    assert "![identity per frame](identity.png)" in (out / "report.md").read_text()
+
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swapline.cli",
+            "eval",
+            "--input",
+            str(data / "d10.mp4"),
+            "--swapped",
+            str(data / "d12.mp4"),
+            "--source",
+            str(data / "d6.mp4"),
+            "--out",
+            str(tmp_path / "bad"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode != 0
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
