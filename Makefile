@@ -12,7 +12,7 @@ PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $
 HELM_STAMP := $(HELM_VENV)/.installed-stamp
 
 .PHONY: setup system-deps helm-env demo test lint typecheck proto bench bench-detect gpu-check \
-	serve-detector serve-aligner up down chart-check clean
+	serve-detector serve-aligner up down chart-check eval gpu-bench clean
 
 setup: $(STAMP) system-deps
 
@@ -91,7 +91,18 @@ gpu-check: setup
 	@mkdir -p $(OUT)
 	$(PY) -m swapline.benchmarks.gpu_check --work $(OUT)/gpu-check --json $(OUT)/gpu-check.json
 
-## bench: end-to-end frames/s (embedded, distributed, transcode floor), bytes moved, memory
+## gpu-bench: on an NVIDIA GPU: Triton faces/s at batch 1-256 fp32/fp16 vs PyTorch, 1080p pipeline
+gpu-bench: setup
+	@mkdir -p $(OUT)
+	$(PY) -m swapline.benchmarks.gpu_bench --json $(OUT)/gpu-bench.json
+
+## bench: the benchmark suite (throughput, stage costs, bytes, memory, length/resolution/faces)
 bench: setup
 	@mkdir -p $(OUT)
-	$(PY) -m swapline.benchmarks.pipeline --json $(OUT)/bench.json
+	$(VENV)/bin/swapline bench --json $(OUT)/bench.json
+	$(VENV)/bin/swapline capacity --bench $(OUT)/bench.json --out docs/capacity.md
+
+## eval: quality of the demo model on d10's frames it never trained on (report in out/eval)
+eval: setup
+	$(VENV)/bin/swapline eval --input tests/data/d10.mp4 --source tests/data/d6.mp4 \
+		--model d6_to_d10 --frames 360:448 --out $(OUT)/eval

@@ -331,6 +331,34 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from swapline.benchmarks import suite
+
+    argv = ["--model", args.model, "--repository", args.repository, "--json", args.json]
+    for clip in args.clip or []:
+        argv += ["--clip", clip]
+    return suite.main(argv + (["--quick"] if args.quick else []))
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from swapline.capacity import capacity_markdown
+
+    try:
+        bench = json.loads(Path(args.bench).read_text())
+        gpu = json.loads(Path(args.gpu).read_text()) if args.gpu else None
+    except (OSError, ValueError) as exc:
+        raise SwaplineError(f"cannot read the measurements: {exc}") from None
+    streams = tuple(int(n) for n in args.streams.split(","))
+    text = capacity_markdown(bench, streams, gpu)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _stack(args: argparse.Namespace) -> int:
     from swapline import stack
 
@@ -528,6 +556,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev2.add_argument("--out", default="out/eval", help="report folder")
     ev2.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev2.set_defaults(func=_eval)
+
+    be = sub.add_parser("bench", help="the benchmark suite: a table and JSON")
+    be.add_argument("--clip", action="append", help="clip to measure (default s18.mp4)")
+    be.add_argument("--model", default="d6_to_d10")
+    be.add_argument("--repository", default="models/repository", metavar="MODEL_REPO")
+    be.add_argument("--json", default="out/bench.json")
+    be.add_argument("--quick", action="store_true", help="leave out the 120 s clip")
+    be.set_defaults(func=_bench)
+
+    ca = sub.add_parser("capacity", help="replicas and GPUs for N streams, from bench results")
+    ca.add_argument("--bench", default="out/bench.json")
+    ca.add_argument("--gpu", default=None, help="`make gpu-bench` JSON, if measured")
+    ca.add_argument("--streams", default="1,10,50,100", help="comma-separated stream counts")
+    ca.add_argument("--out", default="docs/capacity.md")
+    ca.set_defaults(func=_capacity)
 
     st = sub.add_parser("stack", help="the local stack: every service, Triton and Prometheus")
     st.add_argument("action", choices=["up", "down"])

@@ -1,0 +1,438 @@
+"""``swapline bench`` / ``make bench``: the benchmark suite.
+
+Prints a table and writes JSON. Every figure is measured in this run on this
+machine; comparisons are ratios between runs made minutes apart.
+
+* end-to-end frames/s, embedded and distributed, against the transcode floor
+  (decode + encode with the same settings, no face work);
+* CPU time of every stage per frame and per face (p50/p95 over 16-frame
+  windows), each stage on one thread;
+* bytes sent between services per frame against one raw frame;
+* peak memory of every process (embedded, and each server when distributed);
+* how the cost grows with video length, resolution and the number of faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from swapline.benchmarks.pipeline import REPO, looped_clip, transcode_fps
+from swapline.media import open_media
+from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, SwapOptions
+from swapline.stages.encode import EncodeOptions, FramePatches, encode
+
+STAGE_NAMES = ("decode", "detect", "align", "swap", "blend", "encode")
+
+
+@dataclass
+class StageCosts:
+    """CPU milliseconds per frame (and per face) of each stage, one sample per
+    window: p50 and p95."""
+
+    per_frame: dict[str, list[float]] = field(default_factory=dict)
+    per_face: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float, frames: int, faces: int) -> None:
+        if frames:
+            self.per_frame.setdefault(stage, []).append(1000 * seconds / frames)
+        if faces:
+            self.per_face.setdefault(stage, []).append(1000 * seconds / faces)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for stage in STAGE_NAMES:
+            row: dict[str, float] = {}
+            for unit, samples in (("frame", self.per_frame), ("face", self.per_face)):
+                values = samples.get(stage)
+                if values:
+                    row[f"ms_per_{unit}_p50"] = round(float(np.percentile(values, 50)), 3)
+                    row[f"ms_per_{unit}_p95"] = round(float(np.percentile(values, 95)), 3)
+            if row:
+                out[stage] = row
+        return out
+
+
+class _TimedStages:
+    """EmbeddedStages on one thread, adding up each stage's CPU time."""
+
+    def __init__(self, inner: EmbeddedStages) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self.faces = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _timed(self, stage: str, call: Callable[[], Any]) -> Any:
+        start = time.thread_time()
+        try:
+            return call()
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.thread_time() - start
+
+    def detect(self, inputs: Sequence[Any], near: bool = False) -> Any:
+        return self._timed("detect", lambda: self.inner.detect(inputs, near))
+
+    def swap(self, model: str, faces: np.ndarray) -> Any:
+        self.faces += len(faces)
+        return self._timed("swap", lambda: self.inner.swap(model, faces))
+
+    def blend(self, items: Sequence[Any], options: Any) -> Any:
+        return self._timed("blend", lambda: self.inner.blend(items, options))
+
+
+def stage_costs(clip: Path, model: str, repository: Path, limit: int = 160) -> StageCosts:
+    """Each stage's CPU time on one thread over the first ``limit`` frames
+    (after one window that loads the models); alignment is what a window's
+    work costs beyond detection, swap and blend."""
+    costs = StageCosts()
+    inner = EmbeddedStages(repository, workers=1)
+    inner.engine.threads = 1
+    stages = _TimedStages(inner)
+    swapper = FrameSwapper(stages, SwapOptions(model=model, min_track_frames=1))
+    with open_media(clip) as reader:
+        frames = reader.frames()
+        warm = list(itertools.islice(frames, swapper.options.window))
+        list(swapper.process(warm, Progress()))  # models load on first use
+        while True:
+            window = list(itertools.islice(frames, swapper.options.window))
+            if not window:
+                break
+            stages.seconds, stages.faces = {}, 0
+            start = time.thread_time()
+            list(swapper.process(window, Progress()))
+            total = time.thread_time() - start
+            seen = stages.seconds
+            for stage in ("detect", "swap", "blend"):
+                costs.add(stage, seen.get(stage, 0.0), len(window), stages.faces)
+            align = total - sum(seen.values())
+            costs.add("align", align, len(window), stages.faces)
+            if window[-1].index + 1 >= limit:
+                break
+    inner.close()
+    decode, encode = codec_cpu_per_frame(clip, limit)
+    # Process CPU time: the decoder's and encoder's own threads included.
+    costs.per_frame["decode"] = [1000 * decode]
+    costs.per_frame["encode"] = [1000 * encode]
+    return costs
+
+
+def codec_cpu_per_frame(clip: Path, limit: int) -> tuple[float, float]:
+    """CPU seconds per frame of decoding and of encoding (all codec
+    threads): the process's CPU time for decoding alone, and for a transcode
+    minus that."""
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    with tempfile.TemporaryDirectory() as tmp:
+        short = Path(tmp) / "short.mp4"
+        _first_frames(clip, short, limit)
+        with open_media(short) as reader:
+            count = reader.info.frame_count
+        start = cpu()
+        with open_media(short) as reader:
+            for _ in reader.frames():
+                pass
+        decode = cpu() - start
+        start = cpu()
+        encode(short, Path(tmp) / "out.mp4", _no_patches(count), EncodeOptions())
+        transcode = cpu() - start
+    return decode / max(1, count), max(0.0, transcode - decode) / max(1, count)
+
+
+def _no_patches(count: int) -> Iterator[FramePatches]:
+    for index in range(count):
+        yield FramePatches(index, [])
+
+
+def _first_frames(clip: Path, out: Path, limit: int, size: tuple[int, int] | None = None) -> Path:
+    with av.open(str(clip)) as inp, av.open(str(out), "w") as container:
+        stream = inp.streams.video[0]
+        video = container.add_stream("libx264", rate=stream.average_rate or 30)
+        video.pix_fmt = "yuv420p"
+        first = True
+        for i, frame in enumerate(inp.decode(stream)):
+            if i >= limit:
+                break
+            image: np.ndarray = frame.to_ndarray(format="bgr24")
+            if size is not None:
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            if first:
+                video.height, video.width = image.shape[:2]
+                first = False
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    return out
+
+
+def tiled_clip(clips: Sequence[Path], out: Path, frames: int, tile: tuple[int, int]) -> Path:
+    """Several talking-head clips side by side (2 or 4 faces per frame)."""
+    readers = [av.open(str(c)) for c in clips]
+    try:
+        streams = [r.decode(video=0) for r in readers]
+        columns = 2
+        with av.open(str(out), "w") as container:
+            video = container.add_stream("libx264", rate=25)
+            video.pix_fmt = "yuv420p"
+            rows = (len(clips) + 1) // columns
+            video.width, video.height = tile[0] * columns, tile[1] * rows
+            for _ in range(frames):
+                images: list[np.ndarray] = []
+                for stream in streams:
+                    image = next(stream).to_ndarray(format="bgr24")
+                    images.append(cv2.resize(image, tile, interpolation=cv2.INTER_AREA))
+                while len(images) < rows * columns:
+                    images.append(np.zeros_like(images[0]))
+                grid: np.ndarray = np.vstack(
+                    [np.hstack(images[r * columns : (r + 1) * columns]) for r in range(rows)]
+                )
+                for packet in video.encode(av.VideoFrame.from_ndarray(grid, format="bgr24")):
+                    container.mux(packet)
+            for packet in video.encode():
+                container.mux(packet)
+    finally:
+        for reader in readers:
+            reader.close()
+    return out
+
+
+def run_embedded(clip: Path, out: Path, model: str, repository: Path) -> dict[str, float]:
+    """Frames/s and peak memory of a fresh process swapping ``clip``."""
+    code = (
+        "import json, resource, sys, time\n"
+        "from swapline.pipeline import EmbeddedStages, SwapOptions, swap_file\n"
+        "stages = EmbeddedStages(sys.argv[3])\n"
+        "start = time.perf_counter()\n"
+        "summary, progress = swap_file(sys.argv[1], sys.argv[2], stages, "
+        "SwapOptions(model=sys.argv[4]))\n"
+        "elapsed = time.perf_counter() - start\n"
+        "print(json.dumps({'fps': summary.frames / elapsed, 'frames': summary.frames, "
+        "'faces': progress.faces_swapped, "
+        "'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(clip), str(out), str(repository), model],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def distributed_run(
+    clip: Path, out: Path, model: str, repository: Path, tmp: Path
+) -> dict[str, Any]:
+    """Frames/s, bytes per frame and every server's peak memory (VmHWM)."""
+    from swapline.remote import RemoteStages, StageAddresses
+    from swapline.runtime.launch import start_server, stop_server
+
+    env = {
+        "SWAPLINE_MODEL_REPOSITORY": str(repository),
+        "SWAPLINE_STORAGE_ROOTS": os.pathsep.join([str(tmp), str(clip.parent.resolve())]),
+    }
+    servers = {
+        name: start_server(name, tmp, env)
+        for name in ("detector", "aligner", "swapper", "blender", "encoder")
+    }
+    try:
+        stages = RemoteStages(StageAddresses(**{n: s.address for n, s in servers.items()}))
+        start = time.perf_counter()
+        summary, _ = _swap(clip, out, stages, model)
+        fps = summary.frames / (time.perf_counter() - start)
+        with open_media(clip) as reader:
+            raw = reader.info.width * reader.info.height * 3
+        ratio = stages.bytes_sent / summary.frames / raw
+        stages.close()
+        memory = {name: _peak_mb(s.process.pid) for name, s in servers.items()}
+        memory["orchestrator (this process)"] = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
+        return {"fps": fps, "bytes_ratio": ratio, "peak_mb": memory}
+    finally:
+        for server in servers.values():
+            stop_server(server)
+
+
+def _swap(clip: Path, out: Path, stages: Any, model: str) -> Any:
+    from swapline.pipeline import swap_file
+
+    return swap_file(clip, out, stages, SwapOptions(model=model))
+
+
+def _peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_suite(
+    clip: Path,
+    model: str,
+    repository: Path,
+    quick: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "clip": str(clip),
+        "model": model,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        log("transcode floor and embedded ...")
+        floor = transcode_fps(clip, tmp / "floor.mp4")
+        embedded = run_embedded(clip, tmp / "embedded.mp4", model, repository)
+        results["transcode_floor_fps"] = round(floor, 2)
+        results["embedded_fps"] = round(embedded["fps"], 2)
+        results["embedded_vs_floor"] = round(embedded["fps"] / floor, 3)
+        log("distributed (5 stage servers) ...")
+        distributed = distributed_run(clip, tmp / "distributed.mp4", model, repository, tmp)
+        results["distributed_fps"] = round(distributed["fps"], 2)
+        results["distributed_vs_embedded"] = round(distributed["fps"] / embedded["fps"], 3)
+        results["bytes_per_frame_vs_raw_frame"] = round(distributed["bytes_ratio"], 3)
+        results["peak_memory_mb"] = {
+            "embedded": round(embedded["peak_mb"], 1),
+            **{f"distributed {k}": round(v, 1) for k, v in distributed["peak_mb"].items()},
+        }
+        log("per-stage CPU costs ...")
+        results["stage_costs"] = stage_costs(clip, model, repository).summary()
+
+        log("cost against length ...")
+        lengths = (5, 30) if quick else (5, 30, 120)
+        by_length = {}
+        for seconds in lengths:
+            looped = looped_clip(clip, seconds, tmp / f"len{seconds}.mp4")
+            run = run_embedded(looped, tmp / f"len{seconds}-out.mp4", model, repository)
+            by_length[f"{seconds}s"] = {
+                "fps": round(run["fps"], 2),
+                "peak_mb": round(run["peak_mb"], 1),
+            }
+        base = by_length[f"{lengths[0]}s"]
+        for row in by_length.values():
+            row["fps_vs_shortest"] = round(row["fps"] / base["fps"], 3)
+            row["memory_vs_shortest"] = round(row["peak_mb"] / base["peak_mb"], 3)
+        results["by_length"] = by_length
+
+        log("cost against resolution ...")
+        by_resolution = {}
+        for name, size in (("480p", (854, 480)), ("720p", (1280, 720)), ("1080p", (1920, 1080))):
+            scaled = _first_frames(clip, tmp / f"{name}.mp4", 120, size)
+            floor_fps = transcode_fps(scaled, tmp / f"{name}-floor.mp4")
+            run = run_embedded(scaled, tmp / f"{name}-out.mp4", model, repository)
+            by_resolution[name] = {
+                "floor_fps": round(floor_fps, 2),
+                "embedded_fps": round(run["fps"], 2),
+                "embedded_vs_floor": round(run["fps"] / floor_fps, 3),
+            }
+            if name == "1080p":  # what the capacity model sizes clusters from
+                results["stage_costs_1080p"] = stage_costs(
+                    scaled, model, repository, limit=96
+                ).summary()
+        results["by_resolution"] = by_resolution
+
+        log("cost against the number of faces ...")
+        data = REPO / "tests" / "data"
+        heads = [data / "d10.mp4", data / "d12.mp4", data / "d6.mp4", data / "vfr_talking_1.mp4"]
+        by_faces = {}
+        for count, clips in ((1, heads[:1]), (2, heads[:2]), (4, heads)):
+            tile = (640, 720) if count == 1 else (480, 540)
+            tiled = tiled_clip(clips, tmp / f"faces{count}.mp4", 100, tile)
+            run = run_embedded(tiled, tmp / f"faces{count}-out.mp4", model, repository)
+            by_faces[str(count)] = {
+                "fps": round(run["fps"], 2),
+                "faces_per_frame": round(run["faces"] / max(1, run["frames"]), 2),
+            }
+        results["by_faces"] = by_faces
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    scalars = {k: v for k, v in results.items() if not isinstance(v, dict)}
+    width = max(len(k) for k in scalars)
+    for key, value in scalars.items():
+        print(f"{key:{width}s}  {value}")
+    for key in ("stage_costs", "stage_costs_1080p"):
+        print(f"\n{key}: CPU ms on one thread, per frame p50 / p95, per face p50 / p95")
+        for stage, row in results.get(key, {}).items():
+            frame = f"{row.get('ms_per_frame_p50', '-')} / {row.get('ms_per_frame_p95', '-')}"
+            face = f"{row.get('ms_per_face_p50', '-')} / {row.get('ms_per_face_p95', '-')}"
+            print(f"  {stage:10s}  {frame:22s}  {face}")
+    print("\npeak memory (MB)")
+    for name, value in results["peak_memory_mb"].items():
+        print(f"  {name:34s}  {value}")
+    for title, key in (
+        ("other clips", "other_clips"),
+        ("by video length", "by_length"),
+        ("by resolution", "by_resolution"),
+        ("by faces per frame", "by_faces"),
+    ):
+        if key not in results:
+            continue
+        print(f"\n{title}")
+        for name, row in results[key].items():
+            print(f"  {name:8s}  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--clip",
+        type=Path,
+        action="append",
+        help="clips to measure: the first gets the whole suite, others throughput "
+        "against their floor (default tests/data/s18.mp4)",
+    )
+    parser.add_argument("--model", default="d6_to_d10")
+    parser.add_argument("--repository", type=Path, default=REPO / "models/repository")
+    parser.add_argument("--json", type=Path, default=REPO / "out/bench.json")
+    parser.add_argument("--quick", action="store_true", help="skip the 120 s clip")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    clips = args.clip or [REPO / "tests/data/s18.mp4"]
+    results = run_suite(
+        clips[0], args.model, args.repository, args.quick, lambda m: print(m, file=sys.stderr)
+    )
+    if clips[1:]:
+        results["other_clips"] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for clip in clips[1:]:
+                floor = transcode_fps(clip, Path(tmp) / "floor.mp4")
+                run = run_embedded(clip, Path(tmp) / "out.mp4", args.model, args.repository)
+                results["other_clips"][clip.name] = {
+                    "floor_fps": round(floor, 2),
+                    "embedded_fps": round(run["fps"], 2),
+                    "embedded_vs_floor": round(run["fps"] / floor, 3),
+                }
+    results["suite_seconds"] = round(time.perf_counter() - started, 1)
+    print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
