@@ -1,0 +1,89 @@
+"""Pixels over the wire: raw (default) and PNG are both lossless, and a
+large blend is split into several requests without changing the result."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import swapline.remote as remote
+from swapline.errors import InvalidInputError
+from swapline.media import open_media
+from swapline.pipeline import BlendItem, EmbeddedStages
+from swapline.stages.align import AlignOptions, AlignSession, RegionInput, region_around
+from swapline.stages.blend import BlendOptions, roi_of
+from swapline.stages.detect import FaceDetector
+from tests.conftest import REPO, ServerProcess, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def blender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_server("blender", tmp_path_factory.mktemp("blender"))
+    yield server
+    with contextlib.suppress(Exception):
+        stop_server(server)
+
+
+def blend_items(data: Path, count: int) -> list[BlendItem]:
+    with open_media(data / "d10.mp4") as reader:
+        frames = [f for _, f in zip(range(count), reader.frames(), strict=False)]
+    session = AlignSession(AlignOptions(size=64, smoothing=0.0))
+    items = []
+    for frame in frames:
+        image = frame.image
+        height, width = image.shape[:2]
+        face = FaceDetector().detect(image)[0]
+        box = (face.left, face.top, face.right, face.bottom)
+        x0, y0, x1, y1 = region_around(box, (width, height))
+        region = RegionInput(frame.index, 0, image[y0:y1, x0:x1], (float(x0), float(y0)), box)
+        aligned = session.align([region])[0].aligned
+        rx0, ry0, rx1, ry1 = roi_of(aligned.crop_to_frame, 64, (width, height))
+        assert aligned.crop is not None
+        items.append(
+            BlendItem(
+                frame.index,
+                0,
+                image[ry0:ry1, rx0:rx1],
+                (rx0, ry0),
+                255 - aligned.crop,  # any face will do
+                np.full((64, 64), 255, np.uint8),
+                aligned.mask,
+                aligned.crop_to_frame,
+            )
+        )
+    return items
+
+
+def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
+    blender: ServerProcess, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = blend_items(data, 5)
+    options = BlendOptions()
+    embedded = EmbeddedStages(REPO / "models" / "repository")
+    expected = embedded.blend(items, options)
+    embedded.close()
+    addresses = remote.StageAddresses(*(blender.address,) * 5)
+    for encoding in ("raw", "png"):
+        monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", encoding)
+        stages = remote.RemoteStages(addresses)
+        whole = stages.blend(items, options)
+        sent_whole = stages.bytes_sent
+        monkeypatch.setattr(remote, "BLEND_REQUEST_BYTES", 1)  # one item per request
+        split = stages.blend(items, options)
+        monkeypatch.undo()
+        stages.close()
+        for got in (whole, split):
+            assert len(got) == len(expected)
+            for a, b in zip(got, expected, strict=True):
+                assert np.array_equal(a, b)
+        if encoding == "raw":
+            raw_bytes = sent_whole
+        else:
+            assert sent_whole < raw_bytes  # PNG trades CPU for bytes
+    monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", "gif")
+    with pytest.raises(InvalidInputError, match="raw or png"):
+        remote.RemoteStages(addresses)
