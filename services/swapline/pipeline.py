@@ -33,6 +33,7 @@ from swapline.stages.align import (
 from swapline.stages.blend import BlendOptions, blend_face, roi_of
 from swapline.stages.detect import (
     NEAR_CONFIG,
+    NEAR_FACE_SIDE,
     DetectInput,
     Detection,
     DetectorConfig,
@@ -348,12 +349,22 @@ class FrameSwapper:
             f.index: _largest_first(faces) for f, faces in zip(keyframes, whole, strict=True)
         }
         near: list[DetectInput] = []
+        small: list[Frame] = []
         hints = self._last_boxes
         for frame in window:
             if frame.index in found:
                 hints = [b[:4] for b in found[frame.index]]
+            elif any(max(b[2] - b[0], b[3] - b[1]) < NEAR_FACE_SIDE for b in hints):
+                # A region would have to be enlarged: its boxes would differ
+                # from whole-frame ones, and small frames are cheap anyway.
+                small.append(frame)
             else:
                 near.extend(near_region(frame.index, frame.image, box) for box in hints)
+        if small:
+            more = self.stages.detect([DetectInput(f.index, f.image) for f in small])
+            found.update(
+                (f.index, _largest_first(faces)) for f, faces in zip(small, more, strict=True)
+            )
         if near:
             by_frame: dict[int, list[Detection]] = {}
             for item, faces in zip(near, self.stages.detect(near, near=True), strict=True):
