@@ -22,7 +22,6 @@ system-deps:
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
 			>/dev/null; }
-	@pkill -x prometheus-node-exporter 2>/dev/null || true
 
 helm-env: $(HELM_STAMP)
 

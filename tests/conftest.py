@@ -19,21 +19,27 @@ def data() -> Path:
     return DATA
 
 
-@pytest.fixture(scope="module")
-def detector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(
-        "detector",
-        tmp_path_factory.mktemp("detector"),
-        {"SWAPLINE_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024)},
-    )
+def _serving(
+    name: str, factory: pytest.TempPathFactory, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    server = start_server(name, factory.mktemp(name), env)
     yield server
     with contextlib.suppress(Exception):
         stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def detector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from _serving(
+        "detector", tmp_path_factory, {"SWAPLINE_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024)}
+    )
 
 
 @pytest.fixture(scope="module")
 def aligner_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server("aligner", tmp_path_factory.mktemp("aligner"))
-    yield server
-    with contextlib.suppress(Exception):
-        stop_server(server)
+    yield from _serving("aligner", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def blender_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from _serving("blender", tmp_path_factory)

@@ -193,15 +193,14 @@ def evaluate_clip(
     stop = min(end if end is not None else total, total)
     picks = set(np.linspace(start, max(start, stop - 1), contact).round().astype(int).tolist())
     background = MaskedPsnr()
-    indices, embeddings, inputs, outputs, colours_in, colours_out, errors = (
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    )
+    indices: list[int] = []
+    errors: list[float] = []
+    # per measured frame: output embedding, landmarks and face colour in/out
+    embeddings: list[np.ndarray] = []
+    inputs: list[np.ndarray] = []
+    outputs: list[np.ndarray] = []
+    colours_in: list[np.ndarray] = []
+    colours_out: list[np.ndarray] = []
     originals: list[np.ndarray] = []
     thumbs: list[tuple[int, np.ndarray, np.ndarray]] = []
     evaluated = 0

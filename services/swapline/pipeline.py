@@ -189,8 +189,8 @@ class SwapOptions:
     max_faces_per_frame: int = 0  # 0 = every face
     min_track_frames: int = 3  # shorter tracks are false detections
     smoothing: float = 0.5
-    # Run the detector on every n-th frame; in between, each face is found
-    # again from where its landmarks were (1 = detect on every frame).
+    # Search whole frames every n-th frame; in between, only around the
+    # faces already found (1 = search every whole frame).
     detect_every: int = 4
 
     def validate(self) -> None:

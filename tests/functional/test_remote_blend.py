@@ -3,8 +3,6 @@ large blend is split into several requests without changing the result."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +15,7 @@ from swapline.pipeline import BlendItem, EmbeddedStages
 from swapline.stages.align import AlignOptions, AlignSession, RegionInput, region_around
 from swapline.stages.blend import BlendOptions, roi_of
 from swapline.stages.detect import FaceDetector
-from tests.conftest import REPO, ServerProcess, start_server, stop_server
-
-
-@pytest.fixture(scope="module")
-def blender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server("blender", tmp_path_factory.mktemp("blender"))
-    yield server
-    with contextlib.suppress(Exception):
-        stop_server(server)
+from tests.conftest import REPO, ServerProcess
 
 
 def blend_items(data: Path, count: int) -> list[BlendItem]:
@@ -59,14 +49,14 @@ def blend_items(data: Path, count: int) -> list[BlendItem]:
 
 
 def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
-    blender: ServerProcess, data: Path, monkeypatch: pytest.MonkeyPatch
+    blender_server: ServerProcess, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     items = blend_items(data, 5)
     options = BlendOptions()
     embedded = EmbeddedStages(REPO / "models" / "repository")
     expected = embedded.blend(items, options)
     embedded.close()
-    addresses = remote.StageAddresses(*(blender.address,) * 5)
+    addresses = remote.StageAddresses(*(blender_server.address,) * 5)
     for encoding in ("raw", "png"):
         monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", encoding)
         stages = remote.RemoteStages(addresses)

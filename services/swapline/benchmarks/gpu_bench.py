@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from swapline.benchmarks.gpu_check import faces_per_second, step
-from swapline.benchmarks.pipeline import REPO, transcode_fps
+from swapline.benchmarks.suite import REPO, reencoded, transcode_fps
 from swapline.runtime.launch import free_port
 
 MODEL = "bench"
@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
     import torch
 
-    from swapline.benchmarks.suite import _first_frames
     from swapline.export import export_model, load_checkpoint_model
     from swapline.pipeline import EmbeddedStages, SwapOptions, swap_file
     from swapline.stages.swap import ModelRepository, TritonEngine
@@ -149,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         results["triton_faces_per_second_best"] = max(triton)
 
         step(f"pipeline on {args.frames} frames of 1080p")
-        clip = _first_frames(
-            REPO / "tests/data/s18.mp4", tmp / "1080p.mp4", args.frames, (1920, 1080)
-        )
+        clip = reencoded(REPO / "tests/data/s18.mp4", tmp / "1080p.mp4", args.frames, (1920, 1080))
         floor = transcode_fps(clip, tmp / "floor.mp4")
         stages = EmbeddedStages(repository)
         start = time.perf_counter()

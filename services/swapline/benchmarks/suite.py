@@ -33,11 +33,11 @@ import av
 import cv2
 import numpy as np
 
-from swapline.benchmarks.pipeline import REPO, looped_clip, transcode_fps
 from swapline.media import open_media
 from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, SwapOptions
 from swapline.stages.encode import EncodeOptions, FramePatches, encode
 
+REPO = Path(__file__).resolve().parents[3]
 STAGE_NAMES = ("decode", "detect", "align", "swap", "blend", "encode")
 
 
@@ -145,7 +145,7 @@ def codec_cpu_per_frame(clip: Path, limit: int) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         short = Path(tmp) / "short.mp4"
-        _first_frames(clip, short, limit)
+        reencoded(clip, short, limit)
         with open_media(short) as reader:
             count = reader.info.frame_count
         start = cpu()
@@ -164,26 +164,53 @@ def _no_patches(count: int) -> Iterator[FramePatches]:
         yield FramePatches(index, [])
 
 
-def _first_frames(clip: Path, out: Path, limit: int, size: tuple[int, int] | None = None) -> Path:
-    with av.open(str(clip)) as inp, av.open(str(out), "w") as container:
-        stream = inp.streams.video[0]
-        video = container.add_stream("libx264", rate=stream.average_rate or 30)
-        video.pix_fmt = "yuv420p"
-        first = True
-        for i, frame in enumerate(inp.decode(stream)):
-            if i >= limit:
-                break
-            image: np.ndarray = frame.to_ndarray(format="bgr24")
-            if size is not None:
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            if first:
-                video.height, video.width = image.shape[:2]
-                first = False
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+def transcode_fps(clip: Path, out: Path) -> float:
+    """The transcode floor: decode + encode with the pipeline's settings and
+    no face work."""
+    with open_media(clip) as reader:
+        frames = sum(1 for _ in reader.frames())
+    start = time.perf_counter()
+    encode(clip, out, _no_patches(frames), EncodeOptions())
+    return frames / (time.perf_counter() - start)
+
+
+def reencoded(source: Path, out: Path, frames: int, size: tuple[int, int] | None = None) -> Path:
+    """``frames`` frames of ``source`` (from the start again when it is
+    shorter), optionally resized, as an H.264 clip without audio."""
+    with av.open(str(out), "w") as container:
+        video = None
+        written = 0
+        while written < frames:
+            before = written
+            with av.open(str(source)) as inp:
+                stream = inp.streams.video[0]
+                for frame in inp.decode(stream):
+                    if written >= frames:
+                        break
+                    image: np.ndarray = frame.to_ndarray(format="bgr24")
+                    if size is not None:
+                        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                    if video is None:
+                        video = container.add_stream("libx264", rate=stream.average_rate or 30)
+                        video.pix_fmt = "yuv420p"
+                        video.height, video.width = image.shape[:2]
+                    new = av.VideoFrame.from_ndarray(image, format="bgr24")
+                    for packet in video.encode(new):
+                        container.mux(packet)
+                    written += 1
+            if written == before:
+                raise ValueError(f"{source}: no video frames")
+        if video is not None:
+            for packet in video.encode():
                 container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
     return out
+
+
+def looped_clip(source: Path, seconds: float, out: Path) -> Path:
+    """``source`` repeated to ``seconds`` (video only), re-encoded."""
+    with av.open(str(source)) as inp:
+        rate = float(inp.streams.video[0].average_rate or 30)
+    return reencoded(source, out, int(seconds * rate))
 
 
 def tiled_clip(clips: Sequence[Path], out: Path, frames: int, tile: tuple[int, int]) -> Path:
@@ -339,7 +366,7 @@ def run_suite(
         log("cost against resolution ...")
         by_resolution = {}
         for name, size in (("480p", (854, 480)), ("720p", (1280, 720)), ("1080p", (1920, 1080))):
-            scaled = _first_frames(clip, tmp / f"{name}.mp4", 120, size)
+            scaled = reencoded(clip, tmp / f"{name}.mp4", 120, size)
             floor_fps = transcode_fps(scaled, tmp / f"{name}-floor.mp4")
             run = run_embedded(scaled, tmp / f"{name}-out.mp4", model, repository)
             by_resolution[name] = {

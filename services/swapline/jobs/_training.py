@@ -253,7 +253,7 @@ class KubernetesTraining:
             # quantity string, which the client checks.
             for key, value in quantities.items():
                 quantities[key] = str(value)
-        return dict(job)
+        return job
 
     def launch(self, run: TrainingRun, request: TrainingRequest) -> TrainingRun:
         from kubernetes.client.exceptions import ApiException
