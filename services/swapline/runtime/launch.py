@@ -4,6 +4,7 @@ the local stack) and stopping them the way Kubernetes does: SIGTERM."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,11 +15,41 @@ from pathlib import Path
 
 import grpc
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range.
+
+    Ports from the ephemeral range (what binding port 0 gives) can be taken
+    by any outgoing connection (a health check, a scrape) between choosing
+    the port and the server binding it; ports below it are only ever taken
+    by listeners. Ports handed out earlier in this process are skipped, so
+    several servers started together never get the same one.
+    """
+    low, _ = _ephemeral_range()
+    start, stop = max(1024, low - 12000), low
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(500):
+        port = rng.randrange(start, stop)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found in {start}-{stop}")
 
 
 @dataclass
