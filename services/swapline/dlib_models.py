@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,27 +37,53 @@ def model_path(name: str) -> Path:
     return path
 
 
+HOG = "hog"
+_PER_THREAD = frozenset({HOG})
+
 _local = threading.local()
+_shared: dict[str, tuple[Any, threading.Lock]] = {}
+_loading = threading.Lock()
 
 
-def per_thread(name: str) -> Any:
-    """A dlib model instance private to the calling thread.
+def _load(name: str) -> Any:
+    if name == HOG:
+        return dlib.get_frontal_face_detector()
+    if name == CNN_DETECTOR:
+        return dlib.cnn_face_detection_model_v1(str(model_path(name)))
+    if name == LANDMARKS_68:
+        return dlib.shape_predictor(str(model_path(name)))
+    if name == FACE_EMBEDDING:
+        return dlib.face_recognition_model_v1(str(model_path(name)))
+    raise KeyError(name)
 
-    dlib's Python objects are not documented as thread-safe, and the stage
-    servers run work on a thread pool, so each worker thread loads its own.
+
+@contextmanager
+def using(name: str) -> Iterator[Any]:
+    """A dlib model for the duration of one call.
+
+    dlib's Python objects are not documented as thread-safe. The HOG detector
+    releases the GIL while it runs, so each thread gets its own (cheap) copy
+    and threads detect in parallel. The other bindings hold the GIL for the
+    whole call, so one instance per process, used under a lock, loses no
+    parallelism and saves a copy per thread (the landmark model is 100 MB).
     """
-    cache_: dict[str, Any] = _local.__dict__.setdefault("models", {})
-    model = cache_.get(name)
-    if model is None:
-        if name == "hog":
-            model = dlib.get_frontal_face_detector()
-        elif name == CNN_DETECTOR:
-            model = dlib.cnn_face_detection_model_v1(str(model_path(name)))
-        elif name == LANDMARKS_68:
-            model = dlib.shape_predictor(str(model_path(name)))
-        elif name == FACE_EMBEDDING:
-            model = dlib.face_recognition_model_v1(str(model_path(name)))
-        else:
-            raise KeyError(name)
-        cache_[name] = model
-    return model
+    if name in _PER_THREAD:
+        models: dict[str, Any] = _local.__dict__.setdefault("models", {})
+        if name not in models:
+            models[name] = _load(name)
+        yield models[name]
+        return
+    with _loading:
+        if name not in _shared:
+            _shared[name] = (_load(name), threading.Lock())
+        model, lock = _shared[name]
+    with lock:
+        yield model
+
+
+def warm(names: Iterable[str]) -> None:
+    """Loads ``names`` now (for the calling thread where models are per
+    thread), so that the first frames do not pay for it."""
+    for name in names:
+        with using(name):
+            pass

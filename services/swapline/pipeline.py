@@ -8,7 +8,9 @@ faces go to the swapper as one batch, and memory holds one window.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from swapline import dlib_models
 from swapline._ordered import ordered_map, read_ahead
 from swapline.errors import InvalidInputError
 from swapline.media import Frame, open_media
@@ -129,6 +132,22 @@ class EmbeddedStages:
         self.workers = workers or os.cpu_count() or 1
         # One long-lived pool: its threads keep their dlib models loaded.
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="stage")
+        self._warm()
+
+    def _warm(self) -> None:
+        """Loads the dlib models into every pool thread now, as a stage
+        server does at startup, rather than during a job's first frames."""
+        names = (self.detector.model_name, dlib_models.LANDMARKS_68)
+        everyone = threading.Barrier(self.workers)
+
+        def one(_: int) -> None:
+            dlib_models.warm(names)
+            # Holding each thread until all have one task spreads the tasks
+            # over every thread of the pool.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                everyone.wait(timeout=30)
+
+        list(self._pool.map(one, range(self.workers)))
 
     def map(self, work: Callable[[In], Out], items: Iterable[In]) -> Iterator[Out]:
         return ordered_map(work, items, self.workers, pool=self._pool)

@@ -199,8 +199,9 @@ def find_landmarks(
     rect = dlib.rectangle(
         round(left - ox), round(top - oy), round(right - ox) - 1, round(bottom - oy) - 1
     )
-    predictor = dlib_models.per_thread(dlib_models.LANDMARKS_68)
-    shape = predictor(_rgb(image), rect)
+    rgb = _rgb(image)
+    with dlib_models.using(dlib_models.LANDMARKS_68) as predictor:
+        shape = predictor(rgb, rect)
     points = np.array([[p.x, p.y] for p in shape.parts()], np.float64)
     return points + np.array([ox, oy])
 
@@ -215,8 +216,9 @@ def face_embedding(
     right, bottom = local.max(0)
     rect = dlib.rectangle(round(left), round(top), round(right), round(bottom))
     shape = dlib.full_object_detection(rect, points)
-    model = dlib_models.per_thread(dlib_models.FACE_EMBEDDING)
-    return np.array(model.compute_face_descriptor(_rgb(image), shape), np.float32)
+    rgb = _rgb(image)
+    with dlib_models.using(dlib_models.FACE_EMBEDDING) as model:
+        return np.array(model.compute_face_descriptor(rgb, shape), np.float32)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

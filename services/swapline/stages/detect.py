@@ -164,6 +164,13 @@ class FaceDetector:
         self.config = config or DetectorConfig()
         self.config.validate()
 
+    @property
+    def model_name(self) -> str:
+        """The dlib model it runs (see :mod:`swapline.dlib_models`)."""
+        if self.config.model is DetectorModel.CNN:
+            return dlib_models.CNN_DETECTOR
+        return dlib_models.HOG
+
     def detect(
         self,
         image: np.ndarray,
@@ -203,15 +210,16 @@ class FaceDetector:
         self, rgb: np.ndarray, upsample: int
     ) -> list[tuple[float, float, float, float, float]]:
         if self.config.model is DetectorModel.CNN:
-            cnn = dlib_models.per_thread(dlib_models.CNN_DETECTOR)
+            with dlib_models.using(dlib_models.CNN_DETECTOR) as cnn:
+                found = cnn(rgb, upsample)
             return [
                 (r.rect.left(), r.rect.top(), r.rect.right() + 1, r.rect.bottom() + 1, r.confidence)
-                for r in cnn(rgb, upsample)
+                for r in found
             ]
-        hog = dlib_models.per_thread("hog")
-        # A negative threshold lets min_score filter afterwards; dlib's own
-        # default (0) is kept when min_score is 0.
-        rects, scores, _ = hog.run(rgb, upsample, min(0.0, self.config.min_score))
+        with dlib_models.using(dlib_models.HOG) as hog:
+            # A negative threshold lets min_score filter afterwards; dlib's
+            # own default (0) is kept when min_score is 0.
+            rects, scores, _ = hog.run(rgb, upsample, min(0.0, self.config.min_score))
         return [
             (r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s))
             for r, s in zip(rects, scores, strict=True)

@@ -18,6 +18,7 @@ from typing import cast
 import av
 import cv2
 import numpy as np
+from av.video.frame import PictureType
 
 from swapline.errors import InvalidInputError, MediaError
 from swapline.media import open_media
@@ -94,33 +95,49 @@ def paste(image: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
 
 
 def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
-    """Pastes patches into a frame's YUV 4:2:0 planes, converting only the
-    patched rectangles: every other pixel keeps the decoded source's exact
-    values (a BGR round trip of the whole frame would cost about 3 dB)."""
-    yuv = frame.reformat(format="yuv420p").to_ndarray()
+    """Pastes patches into a frame's YUV 4:2:0 planes. Only the patched
+    rectangles are converted to BGR and back, and only the pixels a patch
+    covers (alpha above 0) are written: every other pixel keeps the decoded
+    source's exact values (a BGR round trip of the whole frame would cost
+    about 3 dB)."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
     if not patches:
-        return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        # The decoder's picture type would force the encoder's frame types.
+        frame.pict_type = PictureType.NONE
+        return frame
     height, width = frame.height, frame.width
-    bgr = frame.to_ndarray(format="bgr24")
+    yuv = frame.to_ndarray()
+    luma = yuv[:height]
+    u_plane = yuv[height : height + height // 4].reshape(height // 2, width // 2)
+    v_plane = yuv[height + height // 4 :].reshape(height // 2, width // 2)
     for patch in patches:
         x, y = patch.origin
         h, w = patch.image.shape[:2]
-        paste(bgr, [patch])
+        if x < 0 or y < 0 or y + h > height or x + w > width:
+            raise InvalidInputError(f"patch at {patch.origin} of {w}x{h} leaves the frame")
         # The rectangle on even coordinates, as 4:2:0 chroma needs.
         x0, y0 = x - x % 2, y - y % 2
         x1, y1 = min(width, x + w + (x + w) % 2), min(height, y + h + (y + h) % 2)
-        rect = np.ascontiguousarray(bgr[y0:y1, x0:x1])
-        rh, rw = rect.shape[:2]
+        rh, rw = y1 - y0, x1 - x0
         if rh < 2 or rw < 2 or rh % 2 or rw % 2:
             continue
-        part = av.VideoFrame.from_ndarray(rect, format="bgr24").reformat(format="yuv420p")
-        planes = part.to_ndarray()
-        yuv[y0:y1, x0:x1] = planes[:rh]
-        chroma = planes[rh:].reshape(2, rh // 2, rw // 2)
-        u_plane = yuv[height : height + height // 4].reshape(height // 2, width // 2)
-        v_plane = yuv[height + height // 4 :].reshape(height // 2, width // 2)
-        u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = chroma[0]
-        v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = chroma[1]
+        luma_rect = luma[y0:y1, x0:x1]
+        u_rect = u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+        v_rect = v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+        i420 = np.concatenate([luma_rect.ravel(), u_rect.ravel(), v_rect.ravel()])
+        bgr = cv2.cvtColor(i420.reshape(rh * 3 // 2, rw), cv2.COLOR_YUV2BGR_I420)
+        inner = Patch((x - x0, y - y0), patch.image)
+        paste(bgr, [inner])
+        covered = np.zeros((rh, rw), np.uint8)
+        opaque = patch.image.ndim == 2 or patch.image.shape[2] != 4
+        covered[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = 255 if opaque else patch.image[..., 3]
+        back = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        np.copyto(luma_rect, back[:rh], where=covered > 0)
+        chroma = back[rh:].reshape(2, rh // 2, rw // 2)
+        covered_chroma = covered.reshape(rh // 2, 2, rw // 2, 2).max(axis=(1, 3)) > 0
+        np.copyto(u_rect, chroma[0], where=covered_chroma)
+        np.copyto(v_rect, chroma[1], where=covered_chroma)
     return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
 
