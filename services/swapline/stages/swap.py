@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +38,15 @@ class ModelEntry:
     @property
     def onnx_path(self) -> Path:
         return self.path / "1" / "model.onnx"
+
+    @property
+    def cpu_int8_path(self) -> Path | None:
+        """The int8 variant for CPUs (see :mod:`swapline.quantize`), if any."""
+        variant = self.metadata.get("cpu_int8")
+        if not variant:
+            return None
+        path = self.path / "1" / str(variant["file"])
+        return path if path.is_file() else None
 
     @property
     def max_batch(self) -> int:
@@ -91,21 +101,39 @@ class SwapEngine(Protocol):
 
 
 class OnnxEngine:
-    """Runs repository models in this process with ONNX Runtime."""
+    """Runs repository models in this process with ONNX Runtime.
 
-    def __init__(self, repository: ModelRepository, threads: int = 0) -> None:
+    Without a GPU it runs an entry's int8 variant where there is one
+    (``cpu_int8`` False, or ``SWAPLINE_CPU_INT8=0``, keeps the float model).
+    """
+
+    def __init__(
+        self, repository: ModelRepository, threads: int = 0, cpu_int8: bool | None = None
+    ) -> None:
         self.repository = repository
         self.threads = threads
-        self._sessions: dict[str, tuple[float, Any]] = {}
+        if cpu_int8 is None:
+            cpu_int8 = os.environ.get("SWAPLINE_CPU_INT8", "1") != "0"
+        self.cpu_int8 = cpu_int8
+        self._sessions: dict[str, tuple[tuple[Path, float], Any]] = {}
         self._lock = threading.Lock()
+
+    def model_path(self, entry: ModelEntry) -> Path:
+        """The ONNX file this engine runs for ``entry``."""
+        import onnxruntime as ort
+
+        on_gpu = PROVIDERS[0] in ort.get_available_providers()
+        variant = entry.cpu_int8_path if self.cpu_int8 and not on_gpu else None
+        return variant or entry.onnx_path
 
     def _session(self, entry: ModelEntry) -> Any:
         import onnxruntime as ort
 
-        mtime = entry.onnx_path.stat().st_mtime
+        path = self.model_path(entry)
+        key = (path, path.stat().st_mtime)
         with self._lock:
             cached = self._sessions.get(entry.name)
-            if cached is None or cached[0] != mtime:
+            if cached is None or cached[0] != key:
                 options = ort.SessionOptions()
                 if self.threads:
                     options.intra_op_num_threads = self.threads
@@ -114,8 +142,8 @@ class OnnxEngine:
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 available = ort.get_available_providers()
                 providers = [p for p in PROVIDERS if p in available]
-                session = ort.InferenceSession(str(entry.onnx_path), options, providers=providers)
-                cached = (mtime, session)
+                session = ort.InferenceSession(str(path), options, providers=providers)
+                cached = (key, session)
                 self._sessions[entry.name] = cached
             return cached[1]
 
