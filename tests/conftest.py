@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,17 @@ from swapline.runtime.launch import ServerProcess, free_port, start_server, stop
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
 
-__all__ = ["REPO", "ServerProcess", "free_port", "start_server", "stop_server"]
+__all__ = ["REPO", "ServerProcess", "cli", "free_port", "start_server", "stop_server"]
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``swapline ARGS...`` in a subprocess, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "swapline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -12,15 +10,7 @@ import numpy as np
 import pytest
 
 from swapline.quality import crop_eye_jitter
-
-
-def swapline(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "swapline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from tests.conftest import cli
 
 
 def records(faceset: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -31,7 +21,7 @@ def records(faceset: Path) -> list[dict]:  # type: ignore[type-arg]
 @pytest.fixture(scope="module")
 def d10_faceset(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
     out = tmp_path_factory.mktemp("fs") / "d10"
-    result = swapline("extract", data / "d10.mp4", "--out", out, "--size", "128", "-q")
+    result = cli("extract", data / "d10.mp4", "--out", out, "--size", "128", "-q")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -39,7 +29,7 @@ def d10_faceset(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
 @pytest.fixture(scope="module")
 def d10_raw_faceset(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
     out = tmp_path_factory.mktemp("fs") / "d10_raw"
-    result = swapline(
+    result = cli(
         "extract", data / "d10.mp4", "--out", out, "--size", "128", "--smoothing", "0", "-q"
     )
     assert result.returncode == 0, result.stderr
@@ -85,7 +75,7 @@ def test_smoothing_lowers_eye_jitter_in_the_crops(d10_faceset: Path, d10_raw_fac
 
 def test_no_humans_means_zero_faces_and_a_clear_message(tmp_path: Path, data: Path) -> None:
     out = tmp_path / "bunny"
-    result = swapline("extract", data / "bigbuckbunny.mp4", "--out", out, "--every", "4", "-q")
+    result = cli("extract", data / "bigbuckbunny.mp4", "--out", out, "--every", "4", "-q")
     assert result.returncode == 0, result.stderr
     assert "no faces found" in result.stdout
     assert json.loads((out / "manifest.json").read_text())["faces"] == 0
@@ -94,7 +84,7 @@ def test_no_humans_means_zero_faces_and_a_clear_message(tmp_path: Path, data: Pa
 
 def test_two_people_with_select_all(tmp_path: Path, data: Path) -> None:
     out = tmp_path / "two"
-    result = swapline("extract", data / "two_people.jpg", "--out", out, "--select", "all", "-q")
+    result = cli("extract", data / "two_people.jpg", "--out", out, "--select", "all", "-q")
     assert result.returncode == 0, result.stderr
     faces = records(out)
     assert len(faces) == 2
@@ -103,8 +93,8 @@ def test_two_people_with_select_all(tmp_path: Path, data: Path) -> None:
 
 def test_reference_selection_picks_that_person(tmp_path: Path, data: Path) -> None:
     largest, ref = tmp_path / "largest", tmp_path / "ref"
-    assert swapline("extract", data / "two_people.jpg", "--out", largest, "-q").returncode == 0
-    result = swapline(
+    assert cli("extract", data / "two_people.jpg", "--out", largest, "-q").returncode == 0
+    result = cli(
         "extract",
         data / "two_people.jpg",
         "--out",
@@ -124,7 +114,7 @@ def test_reference_selection_picks_that_person(tmp_path: Path, data: Path) -> No
 def test_tiny_face_clip_and_rotated_clip(tmp_path: Path, data: Path) -> None:
     for clip in ("carphone_pristine.mp4", "d10_rotated.mp4"):
         out = tmp_path / clip
-        result = swapline("extract", data / clip, "--out", out, "--every", "5", "-q")
+        result = cli("extract", data / clip, "--out", out, "--every", "5", "-q")
         assert result.returncode == 0, result.stderr
         source = json.loads((out / "manifest.json").read_text())["sources"][0]
         assert source["frames_with_face"] >= 0.9 * source["frames_analysed"], clip
@@ -142,7 +132,7 @@ def test_bad_input_is_a_one_line_error(
 ) -> None:
     bad = tmp_path / name
     bad.write_bytes(content)
-    result = swapline("extract", bad, "--out", tmp_path / "out", "-q")
+    result = cli("extract", bad, "--out", tmp_path / "out", "-q")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -155,7 +145,7 @@ def test_a_file_truncated_midway_keeps_what_was_found(tmp_path: Path, data: Path
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(raw[: len(raw) // 2])
     out = tmp_path / "out"
-    result = swapline("extract", cut, "--out", out, "--every", "10", "-q")
+    result = cli("extract", cut, "--out", out, "--every", "10", "-q")
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "truncated" in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,22 +26,13 @@ from swapline.train.trainer import Identity, Trainer, TrainOptions
 from swapline.triton_server import launched
 from swapline.v1 import common_pb2 as pb
 from swapline.v1 import swapper_pb2, swapper_pb2_grpc
-from tests.conftest import REPO, free_port, start_server, stop_server
+from tests.conftest import REPO, cli, free_port, start_server, stop_server
 
 SMALL = ModelConfig(resolution=64, encoder_dims=16, bottleneck_dims=64, decoder_dims=16)
 IDENTITIES = (
     Identity("source", "d12", "test: LivePortrait MIT sample d12.mp4"),
     Identity("target", "d10", "test: LivePortrait MIT sample d10.mp4"),
 )
-
-
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "swapline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

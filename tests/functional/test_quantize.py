@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +13,9 @@ from swapline.export import METADATA
 from swapline.quantize import INT8_FILE, INT8_KEY
 from swapline.stages.swap import ModelRepository, OnnxEngine
 from swapline.train.data import load_faceset
-from tests.conftest import REPO
+from tests.conftest import REPO, cli
 
 DEMO = REPO / "models" / "repository" / "d6_to_d10"
-
-
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "swapline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def extract(data: Path, out: Path, frames: str) -> Path:
