@@ -239,13 +239,18 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _windows(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+def _windows(frames: Iterator[Frame], size: int, first: int | None = None) -> Iterator[list[Frame]]:
+    """Consecutive frames in windows of ``size``. With ``first``, the first
+    windows are smaller, doubling up to ``size``: the encoder gets its first
+    frames sooner instead of idling while whole windows are analysed."""
+    target = min(size, first or size)
     window: list[Frame] = []
     for frame in frames:
         window.append(frame)
-        if len(window) == size:
+        if len(window) == target:
             yield window
             window = []
+            target = min(size, target * 2)
     if window:
         yield window
 
@@ -264,7 +269,9 @@ def frame_patches(
             options = replace(options, min_track_frames=1)  # one frame is all there is
         swapper = FrameSwapper(stages, options)
         progress.frames_total = reader.info.frame_count
-        for window in _windows(reader.frames(), options.window):
+        # Windows of at least min_track_frames judge tracks as full ones do.
+        first = max(4, options.min_track_frames)
+        for window in _windows(reader.frames(), options.window, first):
             _check(cancelled)
             yield from swapper.process(window, progress, cancelled)
             if on_progress is not None:

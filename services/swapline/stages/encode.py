@@ -135,7 +135,10 @@ def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
         back = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
         np.copyto(luma_rect, back[:rh], where=covered > 0)
         chroma = back[rh:].reshape(2, rh // 2, rw // 2)
-        covered_chroma = covered.reshape(rh // 2, 2, rw // 2, 2).max(axis=(1, 3)) > 0
+        # A chroma sample is written where any of its four luma pixels is.
+        covered_chroma = (
+            covered[0::2, 0::2] | covered[0::2, 1::2] | covered[1::2, 0::2] | covered[1::2, 1::2]
+        ) > 0
         np.copyto(u_rect, chroma[0], where=covered_chroma)
         np.copyto(v_rect, chroma[1], where=covered_chroma)
     return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
