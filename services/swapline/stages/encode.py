@@ -111,11 +111,16 @@ def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
     luma = yuv[:height]
     u_plane = yuv[height : height + height // 4].reshape(height // 2, width // 2)
     v_plane = yuv[height + height // 4 :].reshape(height // 2, width // 2)
-    for patch in patches:
+    for whole in patches:
+        x, y = whole.origin
+        h, w = whole.image.shape[:2]
+        if x < 0 or y < 0 or y + h > height or x + w > width:
+            raise InvalidInputError(f"patch at {whole.origin} of {w}x{h} leaves the frame")
+        patch = _trimmed(whole)
+        if patch is None:
+            continue
         x, y = patch.origin
         h, w = patch.image.shape[:2]
-        if x < 0 or y < 0 or y + h > height or x + w > width:
-            raise InvalidInputError(f"patch at {patch.origin} of {w}x{h} leaves the frame")
         # The rectangle on even coordinates, as 4:2:0 chroma needs.
         x0, y0 = x - x % 2, y - y % 2
         x1, y1 = min(width, x + w + (x + w) % 2), min(height, y + h + (y + h) % 2)
@@ -142,6 +147,19 @@ def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
         np.copyto(u_rect, chroma[0], where=covered_chroma)
         np.copyto(v_rect, chroma[1], where=covered_chroma)
     return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
+def _trimmed(patch: Patch) -> Patch | None:
+    """A patch with alpha cut to the rectangle its alpha covers (a face's
+    mask leaves much of its square transparent); None if it covers nothing."""
+    image = patch.image
+    if image.ndim != 3 or image.shape[2] != 4:
+        return patch
+    left, top, w, h = cv2.boundingRect(np.ascontiguousarray(image[..., 3]))
+    if w == 0 or h == 0:
+        return None
+    x, y = patch.origin
+    return Patch((x + left, y + top), image[top : top + h, left : left + w])
 
 
 def draw_label(image: np.ndarray) -> np.ndarray:
