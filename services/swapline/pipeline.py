@@ -33,7 +33,7 @@ from swapline.stages.align import (
     RegionInput,
     region_around,
 )
-from swapline.stages.blend import BlendOptions, blend_face, roi_of
+from swapline.stages.blend import BlendOptions, blend_face, roi_of, trim_to_alpha
 from swapline.stages.detect import (
     NEAR_CONFIG,
     NEAR_FACE_SIDE,
@@ -74,8 +74,9 @@ class Stages(Protocol):
 
     def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[np.ndarray]:
-        """One BGRA patch (face and alpha) per item, the size of its ROI."""
+    def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[Patch]:
+        """One BGRA patch (face and alpha) per item, cut to what its alpha
+        covers of the item's ROI."""
         ...
 
     def encode(
@@ -170,18 +171,21 @@ class EmbeddedStages:
     def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.engine.infer(model, faces)
 
-    def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[np.ndarray]:
-        def one(item: BlendItem) -> np.ndarray:
-            return blend_face(
-                item.roi,
-                item.origin,
-                item.swapped,
-                item.swapped_mask,
-                item.hull_mask,
-                item.crop_to_frame,
-                options,
-                composite=False,
+    def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[Patch]:
+        def one(item: BlendItem) -> Patch:
+            patch, (dx, dy) = trim_to_alpha(
+                blend_face(
+                    item.roi,
+                    item.origin,
+                    item.swapped,
+                    item.swapped_mask,
+                    item.hull_mask,
+                    item.crop_to_frame,
+                    options,
+                    composite=False,
+                )
             )
+            return Patch((item.origin[0] + dx, item.origin[1] + dy), patch)
 
         return list(self.map(one, items))
 
@@ -453,7 +457,7 @@ class FrameSwapper:
         progress.timed("blend", start)
         by_frame: dict[int, list[Patch]] = {}
         for item, patch in zip(items, blended, strict=True):
-            by_frame.setdefault(item.frame_index, []).append(Patch(item.origin, patch))
+            by_frame.setdefault(item.frame_index, []).append(patch)
         for frame in window:
             patches = by_frame.get(frame.index, [])
             progress.faces_swapped += len(patches)

@@ -36,7 +36,7 @@ from swapline.services.encoder import encode_options_message
 from swapline.stages.align import AlignedCrop, AlignedFace, AlignOptions, RegionInput
 from swapline.stages.blend import BlendOptions
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, Scored
-from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches
+from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch
 from swapline.stages.swap import ModelEntry
 from swapline.v1 import (
     aligner_pb2,
@@ -331,9 +331,9 @@ class RemoteStages:
         masks = np.stack([wire.decode_image_message(f.mask) for f in response.faces])
         return swapped, masks[..., None]
 
-    def blend(self, items: Sequence[Any], options: BlendOptions) -> list[np.ndarray]:
+    def blend(self, items: Sequence[Any], options: BlendOptions) -> list[Patch]:
         # Raw pixels are large: requests stay well under the servers' 64 MiB.
-        patches: list[np.ndarray] = []
+        patches: list[Patch] = []
         batch: list[Any] = []
         size = 0
         for item in items:
@@ -344,7 +344,7 @@ class RemoteStages:
             size += 2 * item.roi.nbytes  # the ROI in, the BGRA patch out
         return patches + (self._blend(batch, options) if batch else [])
 
-    def _blend(self, items: Sequence[Any], options: BlendOptions) -> list[np.ndarray]:
+    def _blend(self, items: Sequence[Any], options: BlendOptions) -> list[Patch]:
         request = blender_pb2.BlendRequest(options=blend_options_message(options))
         request.options.output_encoding = self.pixel_encoding
         for item in items:
@@ -368,7 +368,13 @@ class RemoteStages:
                 )
             )
         response = self._call(self.blender.Blend, request)
-        return [wire.decode_image_message(p.image, keep_alpha=True) for p in response.patches]
+        return [
+            Patch(
+                (round(p.origin.x), round(p.origin.y)),
+                wire.decode_image_message(p.image, keep_alpha=True),
+            )
+            for p in response.patches
+        ]
 
     def encode(
         self,

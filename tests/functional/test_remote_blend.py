@@ -56,6 +56,17 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
     embedded = EmbeddedStages(REPO / "models" / "repository")
     expected = embedded.blend(items, options)
     embedded.close()
+    for item, patch in zip(items, expected, strict=True):
+        # Cut to what the alpha covers: smaller than the ROI, inside it, and
+        # every edge of the patch touches the face's alpha.
+        x, y = patch.origin
+        h, w = patch.image.shape[:2]
+        roi_h, roi_w = item.roi.shape[:2]
+        assert h * w < roi_h * roi_w
+        assert item.origin[0] <= x and x + w <= item.origin[0] + roi_w
+        assert item.origin[1] <= y and y + h <= item.origin[1] + roi_h
+        alpha = patch.image[..., 3]
+        assert alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()
     addresses = remote.StageAddresses(*(blender_server.address,) * 5)
     for encoding in ("raw", "png"):
         monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", encoding)
@@ -69,7 +80,7 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
         for got in (whole, split):
             assert len(got) == len(expected)
             for a, b in zip(got, expected, strict=True):
-                assert np.array_equal(a, b)
+                assert a.origin == b.origin and np.array_equal(a.image, b.image)
         if encoding == "raw":
             raw_bytes = sent_whole
         else:

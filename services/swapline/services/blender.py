@@ -14,8 +14,9 @@ from swapline.runtime.server import (
     require_batch,
     require_pixel_budget,
 )
-from swapline.stages.blend import BlendOptions, ColorTransfer, blend_face
+from swapline.stages.blend import BlendOptions, ColorTransfer, blend_face, trim_to_alpha
 from swapline.v1 import blender_pb2, blender_pb2_grpc
+from swapline.v1 import common_pb2 as pb
 
 SERVICE_NAME = blender_pb2.DESCRIPTOR.services_by_name["Blender"].full_name
 
@@ -98,12 +99,13 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
                 options,
                 composite=False,
             )
+            patch, (dx, dy) = trim_to_alpha(patch)
             response.patches.append(
                 blender_pb2.Patch(
                     frame=item.region.frame,
                     face_index=item.region.face_index,
                     image=wire.image_message(patch, request.options.output_encoding),
-                    origin=item.region.origin,
+                    origin=pb.Point(x=origin[0] + dx, y=origin[1] + dy),
                 )
             )
         metrics.STAGE_ITEMS.labels("blender", "faces").inc(len(request.items))

@@ -188,3 +188,17 @@ def composite_patch(under: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> n
     # Where alpha is 0 the result is exactly ``under``, where 255 ``face``.
     blended: np.ndarray = cv2.blendLinear(face, under, weight, 1 - weight)
     return blended
+
+
+def trim_to_alpha(patch: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """A BGRA patch cut to the rectangle its alpha covers, and that
+    rectangle's top-left corner within the patch. A face's mask leaves much
+    of its square transparent: the cut patch is what travels and what the
+    encoder converts. Opaque (BGR) and fully transparent patches come back
+    whole."""
+    if patch.ndim != 3 or patch.shape[2] != 4:
+        return patch, (0, 0)
+    left, top, width, height = cv2.boundingRect(np.ascontiguousarray(patch[..., 3]))
+    if width == 0 or height == 0:
+        return patch, (0, 0)
+    return patch[top : top + height, left : left + width], (left, top)

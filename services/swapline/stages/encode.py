@@ -22,7 +22,7 @@ from av.video.frame import PictureType
 
 from swapline.errors import InvalidInputError, MediaError
 from swapline.media import open_media
-from swapline.stages.blend import composite_patch
+from swapline.stages.blend import composite_patch, trim_to_alpha
 
 SYNTHETIC_COMMENT = (
     "Synthetic media: one or more faces in this file were replaced by swapline "
@@ -150,16 +150,12 @@ def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
 
 
 def _trimmed(patch: Patch) -> Patch | None:
-    """A patch with alpha cut to the rectangle its alpha covers (a face's
-    mask leaves much of its square transparent); None if it covers nothing."""
+    """``patch`` cut to what its alpha covers; None if it covers nothing."""
     image = patch.image
-    if image.ndim != 3 or image.shape[2] != 4:
-        return patch
-    left, top, w, h = cv2.boundingRect(np.ascontiguousarray(image[..., 3]))
-    if w == 0 or h == 0:
+    if image.ndim == 3 and image.shape[2] == 4 and not image[..., 3].any():
         return None
-    x, y = patch.origin
-    return Patch((x + left, y + top), image[top : top + h, left : left + w])
+    image, (dx, dy) = trim_to_alpha(image)
+    return Patch((patch.origin[0] + dx, patch.origin[1] + dy), image)
 
 
 def draw_label(image: np.ndarray) -> np.ndarray:
