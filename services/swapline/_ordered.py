@@ -1,7 +1,9 @@
-"""Ordered, bounded parallel map over a stream."""
+"""Ordered, bounded parallel map over a stream, read-ahead, and warming a
+thread pool."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -97,3 +99,19 @@ def read_ahead(items: Iterable[Out], depth: int) -> Iterator[Out]:
     finally:
         stop.set()
         thread.join()
+
+
+def on_every_thread(pool: ThreadPoolExecutor, threads: int, work: Callable[[], None]) -> None:
+    """Runs ``work`` once on each of ``pool``'s ``threads`` threads, starting
+    them: per-thread state (dlib models) loads now rather than during the
+    first requests."""
+    everyone = threading.Barrier(threads)
+
+    def one(_: int) -> None:
+        work()
+        # Holding each thread until all have one task spreads the tasks over
+        # every thread of the pool.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            everyone.wait(timeout=30)
+
+    list(pool.map(one, range(threads)))

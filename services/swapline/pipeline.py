@@ -8,9 +8,7 @@ faces go to the swapper as one batch, and memory holds one window.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from swapline import dlib_models
-from swapline._ordered import ordered_map, read_ahead
+from swapline._ordered import on_every_thread, ordered_map, read_ahead
 from swapline.errors import InvalidInputError
 from swapline.media import Frame, open_media
 from swapline.stages.align import (
@@ -139,16 +137,7 @@ class EmbeddedStages:
         """Loads the dlib models into every pool thread now, as a stage
         server does at startup, rather than during a job's first frames."""
         names = (self.detector.model_name, dlib_models.LANDMARKS_68)
-        everyone = threading.Barrier(self.workers)
-
-        def one(_: int) -> None:
-            dlib_models.warm(names)
-            # Holding each thread until all have one task spreads the tasks
-            # over every thread of the pool.
-            with contextlib.suppress(threading.BrokenBarrierError):
-                everyone.wait(timeout=30)
-
-        list(self._pool.map(one, range(self.workers)))
+        on_every_thread(self._pool, self.workers, lambda: dlib_models.warm(names))
 
     def map(self, work: Callable[[In], Out], items: Iterable[In]) -> Iterator[Out]:
         return ordered_map(work, items, self.workers, pool=self._pool)
@@ -241,6 +230,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# A window of frames and the faces in it to swap.
+Judged = tuple[list[Frame], list[AlignedFace]]
 
 
 def _windows(frames: Iterator[Frame], size: int, first: int | None = None) -> Iterator[list[Frame]]:
@@ -275,12 +266,20 @@ def frame_patches(
         progress.frames_total = reader.info.frame_count
         # Windows of at least min_track_frames judge tracks as full ones do.
         first = max(4, options.min_track_frames)
-        for window in _windows(reader.frames(), options.window, first):
-            _check(cancelled)
-            yield from swapper.process(window, progress, cancelled)
+
+        def analysed() -> Iterator[Judged]:
+            for window in _windows(reader.frames(), options.window, first):
+                _check(cancelled)
+                yield from swapper.analyse(window, progress, cancelled)
+            yield from swapper.flush_analysed()
+
+        # Detection and alignment of the next windows on a thread of their
+        # own while this one swaps and blends: stages over gRPC overlap
+        # instead of waiting for each other.
+        for window, faces in read_ahead(analysed(), depth=2):
+            yield from swapper.finish(window, faces, progress, cancelled)
             if on_progress is not None:
                 on_progress(progress)
-        yield from swapper.flush(progress)
         if on_progress is not None:
             on_progress(progress)
 
@@ -319,20 +318,41 @@ class FrameSwapper:
         progress: Progress,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> Iterator[FramePatches]:
+        """Analyses ``window`` and swaps the faces of every window judged
+        by now (the previous one, or this one when nothing is delayed)."""
+        for judged, faces in self.analyse(window, progress, cancelled):
+            yield from self.finish(judged, faces, progress, cancelled)
+
+    def flush(self, progress: Progress) -> Iterator[FramePatches]:
+        for judged, faces in self.flush_analysed():
+            yield from self.finish(judged, faces, progress)
+
+    def analyse(
+        self,
+        window: list[Frame],
+        progress: Progress,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> list[Judged]:
+        """Detects and aligns ``window``'s faces (in order: tracking carries
+        over) and returns the windows whose faces can now be judged, with
+        the faces kept."""
         aligned = self._analyse(window, progress, cancelled)
         for face in aligned:
             self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
         if self.options.min_track_frames <= 1:
-            yield from self._finish(window, aligned, progress, cancelled)
-            return
-        if self._pending is not None:
-            yield from self._finish(*self._pending, progress, cancelled)
+            return [(window, aligned)]
+        judged = [] if self._pending is None else [self._kept(*self._pending)]
         self._pending = (window, aligned)
+        return judged
 
-    def flush(self, progress: Progress) -> Iterator[FramePatches]:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            yield from self._finish(*pending, progress)
+    def flush_analysed(self) -> list[Judged]:
+        """The last window, judged on what was seen."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else [self._kept(*pending)]
+
+    def _kept(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
+        least = self.options.min_track_frames
+        return window, [a for a in aligned if self._track_frames.get(a.track_id, 0) >= least]
 
     def _analyse(
         self, window: list[Frame], progress: Progress, cancelled: Callable[[], bool]
@@ -409,18 +429,14 @@ class FrameSwapper:
         progress.timed("detect", start)
         return boxes
 
-    def _finish(
+    def finish(
         self,
         window: list[Frame],
-        aligned: list[AlignedFace],
+        keep: list[AlignedFace],
         progress: Progress,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> Iterator[FramePatches]:
-        keep = [
-            a
-            for a in aligned
-            if self._track_frames.get(a.track_id, 0) >= self.options.min_track_frames
-        ]
+        """Swaps and blends the kept faces of an analysed window."""
         swapped: np.ndarray | None = None
         masks: np.ndarray | None = None
         if keep:

@@ -7,10 +7,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 
 from swapline.errors import (
     InvalidInputError,
@@ -64,6 +64,24 @@ class _Call:
         )
 
 
+@dataclass(frozen=True)
+class _Sized:
+    """A request and the size it had on the wire."""
+
+    message: Any
+    size: int
+
+
+def _sized(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], _Sized]:
+    """Keeps each request's wire size: asking a large message for its
+    ByteSize() afterwards costs about as much as serializing it again."""
+
+    def deserialize(data: bytes) -> _Sized:
+        return _Sized(deserializer(data) if deserializer else data, len(data))
+
+    return deserialize
+
+
 class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps every handler of a server.
 
@@ -90,40 +108,39 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method, streaming_request=False),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_sized(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 self._unary(handler.stream_unary, method, streaming_request=True),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_sized(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(handler.unary_stream, method, streaming_request=False),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_sized(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
             self._streaming(handler.stream_stream, method, streaming_request=True),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_sized(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _check_size(self, request: Any) -> None:
-        if isinstance(request, Message):
-            size = request.ByteSize()
-            if size > self.max_message_bytes:
-                raise InvalidInputError(
-                    f"request of {size} bytes exceeds the limit of {self.max_message_bytes} bytes"
-                )
+    def _checked(self, request: _Sized) -> Any:
+        if request.size > self.max_message_bytes:
+            raise InvalidInputError(
+                f"request of {request.size} bytes exceeds the limit of "
+                f"{self.max_message_bytes} bytes"
+            )
+        return request.message
 
-    def _checked_stream(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    def _checked_stream(self, requests: AsyncIterator[_Sized]) -> AsyncIterator[Any]:
         async def checked() -> AsyncIterator[Any]:
             async for request in requests:
-                self._check_size(request)
-                yield request
+                yield self._checked(request)
 
         return checked()
 
@@ -148,8 +165,7 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if streaming:
                 yield self._checked_stream(request)
             else:
-                self._check_size(request)
-                yield request
+                yield self._checked(request)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from swapline._ordered import on_every_thread
 from swapline.errors import InvalidInputError
 from swapline.runtime import metrics
 from swapline.runtime.config import DEFAULT_PORTS, ServerConfig
@@ -39,10 +40,15 @@ class StageWorkers:
 
     def __init__(self, service: str, workers: int) -> None:
         self.service = service
+        self.threads = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=service)
         self._queued = metrics.STAGE_QUEUE_DEPTH.labels(service)
         self._busy = metrics.STAGE_BUSY_WORKERS.labels(service)
         self._seconds = metrics.STAGE_SECONDS.labels(service)
+
+    def warm(self, work: Callable[[], None]) -> None:
+        """Runs ``work`` on every worker thread before serving (model loading)."""
+        on_every_thread(self._executor, self.threads, work)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         self._queued.inc()

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from swapline import wire
+from swapline import dlib_models, wire
 from swapline.runtime import metrics
 from swapline.runtime.config import ServerConfig
 from swapline.runtime.server import (
@@ -134,6 +134,7 @@ class AlignerServicer(aligner_pb2_grpc.AlignerServicer):
 
 def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
     servicer = AlignerServicer(config, workers)
+    workers.warm(lambda: dlib_models.warm([dlib_models.LANDMARKS_68]))
     return ServiceBinding(
         name=SERVICE_NAME,
         register=lambda server: aligner_pb2_grpc.add_AlignerServicer_to_server(servicer, server),

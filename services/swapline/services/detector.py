@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from swapline import wire
+from swapline import dlib_models, wire
 from swapline.runtime import metrics
 from swapline.runtime.config import ServerConfig
 from swapline.runtime.server import (
@@ -82,6 +82,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
 
 def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
     servicer = DetectorServicer(config, workers)
+    workers.warm(lambda: dlib_models.warm([dlib_models.HOG]))
     return ServiceBinding(
         name=SERVICE_NAME,
         register=lambda server: detector_pb2_grpc.add_DetectorServicer_to_server(servicer, server),
