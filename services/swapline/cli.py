@@ -172,14 +172,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _add_int8(entry: str | os.PathLike[str], faceset: str) -> None:
-    import json
+    from swapline.quantize import add_cpu_int8_from_faceset
 
-    from swapline.export import METADATA
-    from swapline.quantize import add_cpu_int8
-    from swapline.train.data import load_faceset
-
-    resolution = int(json.loads((Path(entry) / METADATA).read_text())["resolution"])
-    result = add_cpu_int8(entry, load_faceset(faceset, resolution).faces)
+    result = add_cpu_int8_from_faceset(entry, faceset)
     print(
         f"int8 variant {result.path} ({result.path.stat().st_size / 1e6:.1f} MB), calibrated on "
         f"{result.calibration_faces} faces; against the float model on {result.check_faces} "

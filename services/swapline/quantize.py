@@ -144,3 +144,13 @@ def _cpu_profile_serves_int8(profile: Path) -> None:
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("platform")), 1)
     lines.insert(at, f'default_model_filename: "{INT8_FILE}"')
     profile.write_text("\n".join(lines) + "\n")
+
+
+def add_cpu_int8_from_faceset(
+    entry: str | os.PathLike[str], faceset: str | os.PathLike[str]
+) -> Int8Result:
+    """:func:`add_cpu_int8` calibrated on a faceset of the target identity."""
+    from swapline.train.data import load_faceset
+
+    resolution = int(json.loads((Path(entry) / METADATA).read_text())["resolution"])
+    return add_cpu_int8(entry, load_faceset(Path(faceset), resolution).faces)

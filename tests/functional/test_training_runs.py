@@ -117,6 +117,9 @@ def test_train_model_in_process_then_swap_with_it(
         entry = tmp_path / "repository" / "d12_to_d10"
         metadata = json.loads((entry / "swapline.json").read_text())
         assert metadata["resolution"] == 64 and (entry / "1" / "model.onnx").is_file()
+        # and its int8 variant for CPUs, calibrated on the target's faceset
+        assert metadata["cpu_int8"]["calibration_faces"] == 10
+        assert (entry / "1" / metadata["cpu_int8"]["file"]).is_file()
 
         # The exported model serves a swap job right away.
         spec = opb.JobSpec(model="d12_to_d10", input_uri=(data / "two_people.jpg").as_uri())

@@ -161,6 +161,7 @@ class InProcessTraining:
 
     def _train(self, run: TrainingRun, request: TrainingRequest) -> None:
         from swapline.export import export_model
+        from swapline.quantize import add_cpu_int8_from_faceset
         from swapline.train.model import ModelConfig
         from swapline.train.trainer import Identity, TrainOptions, train
 
@@ -202,7 +203,11 @@ class InProcessTraining:
             store.save(run)
             result = train(options, Progress)
             run.loss = result.loss
-            export_model(result.out, self.repository, name=request.name)
+            exported = export_model(result.out, self.repository, name=request.name)
+            try:
+                add_cpu_int8_from_faceset(exported.entry, request.target)
+            except InvalidInputError as exc:  # the float model serves everywhere
+                log.info("training run %s: no int8 variant: %s", run.id, exc)
             run.state = JobState.SUCCEEDED
         except SwaplineError as exc:
             run.state, run.error = JobState.FAILED, str(exc)
