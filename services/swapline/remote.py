@@ -147,6 +147,47 @@ def with_retries(call: Callable[[], T], budget_s: float = RETRY_BUDGET_S) -> T:
         delay = min(delay * 2, 3.0)
 
 
+class _CountingChannel:
+    """A channel whose calls report the bytes they send and receive, as
+    serialized for the wire (protobuf's ByteSize() would serialize large
+    messages a second time)."""
+
+    def __init__(self, channel: grpc.Channel, count: Callable[[int], None]) -> None:
+        self._channel = channel
+        self._count = count
+        self.unary_unary = self._counted(channel.unary_unary)
+        self.unary_stream = self._counted(channel.unary_stream)
+        self.stream_unary = self._counted(channel.stream_unary)
+        self.stream_stream = self._counted(channel.stream_stream)
+
+    def _counted(self, factory: Callable[..., Any]) -> Callable[..., Any]:
+        count = self._count
+
+        def make(
+            method: str,
+            request_serializer: Callable[[Any], bytes] | None = None,
+            response_deserializer: Callable[[bytes], Any] | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            def serialize(message: Any) -> bytes:
+                data = request_serializer(message) if request_serializer else message
+                count(len(data))
+                return data
+
+            def deserialize(data: bytes) -> Any:
+                count(len(data))
+                return response_deserializer(data) if response_deserializer else data
+
+            return factory(
+                method, request_serializer=serialize, response_deserializer=deserialize, **kwargs
+            )
+
+        return make
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
 @dataclass(frozen=True)
 class StageAddresses:
     detector: str
@@ -209,7 +250,7 @@ class _RemoteAlign:
         self.stages = stages
         self.options = options
         self.stream = _AlignStream(
-            aligner_pb2_grpc.AlignerStub(stages.channels["aligner"]),
+            aligner_pb2_grpc.AlignerStub(stages.counted["aligner"]),
             aligner_pb2.AlignOptions(
                 size=options.size,
                 face_type=FACE_TYPE_MESSAGES[options.face_type],
@@ -233,7 +274,6 @@ class _RemoteAlign:
             ],
         )
         response = self.stream.call(request)
-        self.stages.count(request, response)
         out = []
         for region, face in zip(regions, response.faces, strict=True):
             landmarks = wire.landmarks_array(face.landmarks)
@@ -268,23 +308,23 @@ class RemoteStages:
             name: channel(getattr(addresses, name))
             for name in ("detector", "aligner", "swapper", "blender", "encoder")
         }
-        self.detector = detector_pb2_grpc.DetectorStub(self.channels["detector"])
-        self.swapper = swapper_pb2_grpc.SwapperStub(self.channels["swapper"])
-        self.blender = blender_pb2_grpc.BlenderStub(self.channels["blender"])
-        self.encoder = encoder_pb2_grpc.EncoderStub(self.channels["encoder"])
-        self.bytes_sent = 0
-        self.pixel_encoding = pixel_encoding()
+        self.bytes_sent = 0  # both ways, every stage
         self._lock = threading.Lock()
+        self.counted = {
+            name: _CountingChannel(ch, self._count) for name, ch in self.channels.items()
+        }
+        self.detector = detector_pb2_grpc.DetectorStub(self.counted["detector"])
+        self.swapper = swapper_pb2_grpc.SwapperStub(self.counted["swapper"])
+        self.blender = blender_pb2_grpc.BlenderStub(self.counted["blender"])
+        self.encoder = encoder_pb2_grpc.EncoderStub(self.counted["encoder"])
+        self.pixel_encoding = pixel_encoding()
 
-    def count(self, *messages: Any) -> None:
-        size = sum(m.ByteSize() for m in messages)
+    def _count(self, size: int) -> None:
         with self._lock:
             self.bytes_sent += size
 
     def _call(self, method: Any, request: Any) -> Any:
-        response = with_retries(lambda: method(request, wait_for_ready=True))
-        self.count(request, response)
-        return response
+        return with_retries(lambda: method(request, wait_for_ready=True))
 
     def model(self, name: str) -> ModelEntry:
         info = self._call(self.swapper.GetModel, swapper_pb2.GetModelRequest(name=name))
@@ -393,7 +433,6 @@ class RemoteStages:
                     options=encode_options_message(options),
                 )
             )
-            self.count(start)
             yield start
             for item in patches:
                 message = encoder_pb2.EncodeRequest(
@@ -408,7 +447,6 @@ class RemoteStages:
                         ],
                     )
                 )
-                self.count(message)
                 yield message
 
         failure: list[BaseException] = []
