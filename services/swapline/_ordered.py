@@ -108,7 +108,11 @@ def on_every_thread(pool: ThreadPoolExecutor, threads: int, work: Callable[[], N
     everyone = threading.Barrier(threads)
 
     def one(_: int) -> None:
-        work()
+        try:
+            work()
+        except BaseException:
+            everyone.abort()  # the others stop waiting; map() raises this
+            raise
         # Holding each thread until all have one task spreads the tasks over
         # every thread of the pool.
         with contextlib.suppress(threading.BrokenBarrierError):

@@ -1,0 +1,70 @@
+"""Ordered parallel map, read-ahead and pool warming."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from swapline._ordered import on_every_thread, ordered_map, read_ahead
+
+
+def test_ordered_map_keeps_input_order_whatever_finishes_first() -> None:
+    rng = random.Random(0)
+    delays = [rng.random() / 200 for _ in range(40)]
+
+    def slow_square(i: int) -> int:
+        time.sleep(delays[i])
+        return i * i
+
+    assert list(ordered_map(slow_square, range(40), workers=4)) == [i * i for i in range(40)]
+
+
+def test_read_ahead_stays_within_its_depth_and_passes_errors_on() -> None:
+    produced = 0
+
+    def items() -> Iterator[int]:
+        nonlocal produced
+        for i in range(20):
+            produced += 1
+            yield i
+
+    seen = []
+    for item in read_ahead(items(), depth=3):
+        time.sleep(0.005)  # a slow consumer
+        # the one handed over, up to `depth` queued, one waiting to be put
+        assert produced - len(seen) <= 3 + 2
+        seen.append(item)
+    assert seen == list(range(20))
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("broken input")
+
+    with pytest.raises(ValueError, match="broken input"):
+        list(read_ahead(failing(), depth=2))
+
+
+def test_on_every_thread_runs_once_per_thread_and_reports_failures() -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threads: list[int] = []
+        lock = threading.Lock()
+
+        def record() -> None:
+            with lock:
+                threads.append(threading.get_ident())
+
+        on_every_thread(pool, 3, record)
+        assert len(threads) == 3 and len(set(threads)) == 3
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+
+        def broken() -> None:
+            raise RuntimeError("model file missing")
+
+        with pytest.raises(RuntimeError, match="model file missing"):
+            on_every_thread(pool, 2, broken)
