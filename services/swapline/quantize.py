@@ -95,7 +95,11 @@ def add_cpu_int8(
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(folded)
-        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        try:
+            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own exception types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InvalidInputError(f"{source}: not a loadable ONNX model ({reason})") from None
         quant_pre_process(str(folded), str(prepared))
         quantize_static(
             str(prepared),

@@ -97,3 +97,10 @@ def test_quantize_refuses_too_few_faces_and_unknown_entries(
     assert "at least 16" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = cli("quantize", float_only.parent / "nope", "--faceset", few)
     assert result.returncode != 0 and "unknown model" in result.stderr
+
+    broken = tmp_path / "repository" / "broken"
+    shutil.copytree(float_only, broken)
+    (broken / "1" / "model.onnx").write_bytes(b"not an onnx file")
+    result = cli("quantize", broken, "--faceset", extract(data, tmp_path / "more", "0:40"))
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a loadable ONNX model" in result.stderr
