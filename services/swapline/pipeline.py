@@ -267,19 +267,14 @@ def frame_patches(
         # Windows of at least min_track_frames judge tracks as full ones do.
         first = max(4, options.min_track_frames)
 
-        def detected() -> Iterator[tuple[list[Frame], list[list[Scored]]]]:
+        def analysed() -> Iterator[Judged]:
             for window in _windows(reader.frames(), options.window, first):
                 _check(cancelled)
-                yield window, swapper.detect(window, progress)
-
-        def analysed() -> Iterator[Judged]:
-            for window, boxes in read_ahead(detected(), depth=2):
-                yield from swapper.analyse(window, progress, cancelled, boxes)
+                yield from swapper.analyse(window, progress, cancelled)
             yield from swapper.flush_analysed()
 
-        # Three steps, each on a thread of its own and each a window or two
-        # ahead of the next: detection, alignment (in frame order: tracking),
-        # then swap and blend here. Stages over gRPC work at the same time
+        # Detection and alignment of the next windows on a thread of their
+        # own while this one swaps and blends: stages over gRPC overlap
         # instead of waiting for each other.
         for window, faces in read_ahead(analysed(), depth=2):
             yield from swapper.finish(window, faces, progress, cancelled)
@@ -337,16 +332,11 @@ class FrameSwapper:
         window: list[Frame],
         progress: Progress,
         cancelled: Callable[[], bool] = lambda: False,
-        boxes: list[list[Scored]] | None = None,
     ) -> list[Judged]:
-        """Aligns ``window``'s faces (detecting them first unless ``boxes``
-        come from :meth:`detect`; windows in order: tracking carries over)
-        and returns the windows whose faces can now be judged, with the
-        faces kept."""
-        if boxes is None:
-            boxes = self.detect(window, progress)
-        _check(cancelled)
-        aligned = self._align(window, boxes, progress, cancelled)
+        """Detects and aligns ``window``'s faces (in order: tracking carries
+        over) and returns the windows whose faces can now be judged, with
+        the faces kept."""
+        aligned = self._analyse(window, progress, cancelled)
         for face in aligned:
             self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
         if self.options.min_track_frames <= 1:
@@ -364,13 +354,11 @@ class FrameSwapper:
         least = self.options.min_track_frames
         return window, [a for a in aligned if self._track_frames.get(a.track_id, 0) >= least]
 
-    def _align(
-        self,
-        window: list[Frame],
-        boxes: list[list[Scored]],
-        progress: Progress,
-        cancelled: Callable[[], bool],
+    def _analyse(
+        self, window: list[Frame], progress: Progress, cancelled: Callable[[], bool]
     ) -> list[AlignedFace]:
+        boxes = self._detect(window, progress)
+        _check(cancelled)
         regions: list[RegionInput] = []
         for frame, found in zip(window, boxes, strict=True):
             height, width = frame.image.shape[:2]
@@ -395,7 +383,7 @@ class FrameSwapper:
         _check(cancelled)
         return aligned
 
-    def detect(self, window: list[Frame], progress: Progress) -> list[list[Scored]]:
+    def _detect(self, window: list[Frame], progress: Progress) -> list[list[Scored]]:
         """Boxes per frame, largest first. Every ``detect_every``-th frame is
         searched whole; the frames in between only around the faces of the
         last searched frame, which costs a fraction and keeps each box a

@@ -210,16 +210,15 @@ def test_faces_followed_between_detections_match_detecting_every_frame(data: Pat
     stages = EmbeddedStages(REPOSITORY)
 
     def landmarks(every: int) -> dict[int, np.ndarray]:
-        options = SwapOptions(model=MODEL, detect_every=every, smoothing=0.0, min_track_frames=1)
-        swapper = FrameSwapper(stages, options)
+        swapper = FrameSwapper(stages, SwapOptions(model=MODEL, detect_every=every, smoothing=0.0))
         found: dict[int, np.ndarray] = {}
         with open_media(data / "d12.mp4") as reader:
             window: list[Frame] = []
             for frame in reader.frames():
                 window.append(frame)
                 if len(window) == 16:
-                    for _, faces in swapper.analyse(window, Progress()):
-                        found.update((face.frame_index, face.raw_landmarks) for face in faces)
+                    for face in swapper._analyse(window, Progress(), lambda: False):
+                        found[face.frame_index] = face.raw_landmarks
                     window = []
         return found
 
