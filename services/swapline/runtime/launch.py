@@ -18,12 +18,12 @@ import grpc
 _handed_out: set[int] = set()
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port() -> int:
@@ -35,7 +35,7 @@ def free_port() -> int:
     by listeners. Ports handed out earlier in this process are skipped, so
     several servers started together never get the same one.
     """
-    low, _ = _ephemeral_range()
+    low = _ephemeral_low()
     start, stop = max(1024, low - 12000), low
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(500):

@@ -115,14 +115,23 @@ class OnnxEngine:
         if cpu_int8 is None:
             cpu_int8 = os.environ.get("SWAPLINE_CPU_INT8", "1") != "0"
         self.cpu_int8 = cpu_int8
+        self._providers: list[str] | None = None
         self._sessions: dict[str, tuple[tuple[Path, float], Any]] = {}
         self._lock = threading.Lock()
 
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers sessions use, in order of preference."""
+        if self._providers is None:
+            import onnxruntime as ort
+
+            available = ort.get_available_providers()
+            self._providers = [p for p in PROVIDERS if p in available]
+        return self._providers
+
     def model_path(self, entry: ModelEntry) -> Path:
         """The ONNX file this engine runs for ``entry``."""
-        import onnxruntime as ort
-
-        on_gpu = PROVIDERS[0] in ort.get_available_providers()
+        on_gpu = PROVIDERS[0] in self.providers
         variant = entry.cpu_int8_path if self.cpu_int8 and not on_gpu else None
         return variant or entry.onnx_path
 
@@ -140,9 +149,7 @@ class OnnxEngine:
                 # Idle threads sleep instead of spinning: the swap shares the
                 # CPU with decoding, the other stages and the encoder.
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                available = ort.get_available_providers()
-                providers = [p for p in PROVIDERS if p in available]
-                session = ort.InferenceSession(str(path), options, providers=providers)
+                session = ort.InferenceSession(str(path), options, providers=self.providers)
                 cached = (key, session)
                 self._sessions[entry.name] = cached
             return cached[1]
