@@ -4,7 +4,9 @@ thread pool."""
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -52,14 +54,33 @@ def ordered_map(
 
 _DONE = object()
 
+# Face work runs ahead of the encoder. At a lower priority its threads take
+# the CPU time the encoder's threads leave idle rather than taking turns with
+# them, which would starve the encoder (the pipeline's bottleneck).
+BACKGROUND_NICE = int(os.environ.get("SWAPLINE_BACKGROUND_NICE", "10"))
 
-def read_ahead(items: Iterable[Out], depth: int) -> Iterator[Out]:
+
+def lower_thread_priority(nice: int | None = None) -> None:
+    """Lowers the calling thread's scheduling priority to ``nice`` (default
+    BACKGROUND_NICE); threads it starts later inherit it. Linux only (there
+    a thread has a nice value of its own); never raises."""
+    nice = BACKGROUND_NICE if nice is None else nice
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return
+    with contextlib.suppress(OSError):
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) < nice:
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+
+
+def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> Iterator[Out]:
     """Iterates ``items`` on a thread of its own, at most ``depth`` items
     ahead of the consumer: producing and consuming overlap (face work runs
     while the encoder compresses earlier frames) and memory stays bounded.
 
     The producer's exception is raised in the consumer; when the consumer
-    stops early, the producer stops at its next item.
+    stops early, the producer stops at its next item. A ``background``
+    producer runs at a lower priority (:func:`lower_thread_priority`).
     """
     if depth < 1:
         raise ValueError("depth must be >= 1")
@@ -77,6 +98,8 @@ def read_ahead(items: Iterable[Out], depth: int) -> Iterator[Out]:
         return False
 
     def produce() -> None:
+        if background:
+            lower_thread_priority()
         try:
             for item in items:
                 if not put(item):

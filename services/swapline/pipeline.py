@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from swapline import dlib_models
-from swapline._ordered import on_every_thread, ordered_map, read_ahead
+from swapline._ordered import lower_thread_priority, on_every_thread, ordered_map, read_ahead
 from swapline.errors import InvalidInputError
 from swapline.media import Frame, open_media
 from swapline.stages.align import (
@@ -130,7 +130,10 @@ class EmbeddedStages:
         self.near_detector = FaceDetector(replace(NEAR_CONFIG, model=self.detector.config.model))
         self.workers = workers or os.cpu_count() or 1
         # One long-lived pool: its threads keep their dlib models loaded.
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="stage")
+        # Below the encoder's priority: see lower_thread_priority.
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="stage", initializer=lower_thread_priority
+        )
         self._warm()
 
     def _warm(self) -> None:
@@ -515,6 +518,7 @@ def swap_file(
     patches = read_ahead(
         frame_patches(source, stages, options, progress, on_progress, cancelled),
         depth=2 * options.window,
+        background=True,
     )
     summary = stages.encode(source, output, patches, options.encode, options.model)
     return summary, progress

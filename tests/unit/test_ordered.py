@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from swapline._ordered import on_every_thread, ordered_map, read_ahead
+from swapline._ordered import BACKGROUND_NICE, on_every_thread, ordered_map, read_ahead
 
 
 def test_ordered_map_keeps_input_order_whatever_finishes_first() -> None:
@@ -68,3 +70,24 @@ def test_on_every_thread_runs_once_per_thread_and_reports_failures() -> None:
 
         with pytest.raises(RuntimeError, match="model file missing"):
             on_every_thread(pool, 2, broken)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_background_producer_runs_below_the_consumer_and_its_threads_inherit_it() -> None:
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def items() -> Iterator[tuple[int, int]]:
+        seen: list[int] = []
+        child = threading.Thread(target=lambda: seen.append(priority()))
+        child.start()
+        child.join()
+        yield priority(), seen[0]
+
+    consumer = priority()
+    (producer, started_by_it), *_ = list(read_ahead(items(), depth=1, background=True))
+    assert producer == max(consumer, BACKGROUND_NICE) > 0
+    assert started_by_it == producer
+    assert priority() == consumer  # the caller's own priority is untouched
+    (plain, _), *_ = list(read_ahead(items(), depth=1))
+    assert plain == consumer
