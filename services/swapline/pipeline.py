@@ -58,6 +58,10 @@ class AlignStage(Protocol):
 class Stages(Protocol):
     """What the pipeline needs from the stages, wherever they run."""
 
+    # The encoder runs in this process and takes the frames the pipeline
+    # decoded (FramePatches.frame) instead of decoding the source again.
+    takes_decoded_frames: bool
+
     def model(self, name: str) -> ModelEntry: ...
 
     def detect(self, inputs: Sequence[DetectInput], near: bool = False) -> list[list[Scored]]:
@@ -117,6 +121,8 @@ class _EmbeddedAlign:
 
 class EmbeddedStages:
     """Every stage in this process: the default, no servers needed."""
+
+    takes_decoded_frames = True
 
     def __init__(
         self,
@@ -270,8 +276,11 @@ def frame_patches(
         # Windows of at least min_track_frames judge tracks as full ones do.
         first = max(4, options.min_track_frames)
 
+        share = stages.takes_decoded_frames and reader.info.kind == "video"
+
         def analysed() -> Iterator[Judged]:
-            for window in _windows(reader.frames(), options.window, first):
+            frames = reader.frames(keep_decoded=share)
+            for window in _windows(frames, options.window, first):
                 _check(cancelled)
                 yield from swapper.analyse(window, progress, cancelled)
             yield from swapper.flush_analysed()
@@ -280,7 +289,9 @@ def frame_patches(
         # own while this one swaps and blends: stages over gRPC overlap
         # instead of waiting for each other.
         for window, faces in read_ahead(analysed(), depth=2):
-            yield from swapper.finish(window, faces, progress, cancelled)
+            decoded = {frame.index: frame.decoded for frame in window}
+            for item in swapper.finish(window, faces, progress, cancelled):
+                yield replace(item, frame=decoded[item.index]) if share else item
             if on_progress is not None:
                 on_progress(progress)
         if on_progress is not None:

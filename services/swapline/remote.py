@@ -302,6 +302,8 @@ class _RemoteAlign:
 class RemoteStages:
     """Every stage over gRPC at configured addresses."""
 
+    takes_decoded_frames = False  # the encoder decodes the source itself
+
     def __init__(self, addresses: StageAddresses) -> None:
         self.addresses = addresses
         self.channels = {

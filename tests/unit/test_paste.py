@@ -1,15 +1,20 @@
-"""Pasting patches into decoded YUV frames and cutting patches to their alpha."""
+"""Pasting patches into decoded YUV frames, cutting patches to their alpha, and
+encoding frames the caller decoded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+import pytest
 
+from swapline.errors import InvalidInputError
+from swapline.media import open_media
 from swapline.stages.blend import trim_to_alpha
-from swapline.stages.encode import Patch, paste_yuv
+from swapline.stages.encode import FramePatches, Patch, encode, paste_yuv
 
 
 def first_frame(data: Path) -> av.VideoFrame:
@@ -66,3 +71,53 @@ def test_trim_to_alpha_cuts_to_the_covered_rectangle() -> None:
     assert trim_to_alpha(clear)[0] is clear  # nothing to cut: the encoder skips it
     opaque = np.zeros((10, 10, 3), np.uint8)
     assert trim_to_alpha(opaque) == (opaque, (0, 0))
+
+
+def decoded_video(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray() for f in container.decode(video=0)]
+
+
+def audio_of(path: Path) -> list[tuple[int | None, bytes]]:
+    with av.open(str(path)) as container:
+        return [(p.pts, bytes(p)) for p in container.demux(audio=0) if p.size]
+
+
+def test_frames_decoded_by_the_caller_give_the_same_file_as_decoding_the_source(
+    data: Path, tmp_path: Path
+) -> None:
+    source = data / "vfr_talking_1.mp4"  # variable frame rate, with audio
+    patch = disc_patch(120, 40)
+
+    def items(with_frames: bool) -> Iterator[FramePatches]:
+        with open_media(source) as reader:
+            for frame in reader.frames(keep_decoded=with_frames):
+                patches = [Patch((200, 100), patch)] if frame.index % 3 == 0 else []
+                yield FramePatches(frame.index, patches, frame.decoded)
+
+    own = encode(source, tmp_path / "own.mp4", items(False))
+    given = encode(source, tmp_path / "given.mp4", items(True))
+    assert given.frames == own.frames > 0
+    assert given.audio_packets == own.audio_packets > 0
+    assert audio_of(tmp_path / "given.mp4") == audio_of(source)
+    with av.open(str(tmp_path / "given.mp4")) as out, av.open(str(source)) as inp:
+        assert [f.pts for f in out.decode(video=0)] == [f.pts for f in inp.decode(video=0)]
+    for mine, theirs in zip(
+        decoded_video(tmp_path / "given.mp4"), decoded_video(tmp_path / "own.mp4"), strict=True
+    ):
+        assert np.array_equal(mine, theirs)
+
+
+def test_a_frame_missing_its_decoded_picture_fails_and_leaves_no_file(
+    data: Path, tmp_path: Path
+) -> None:
+    source = data / "d10.mp4"
+
+    def items() -> Iterator[FramePatches]:
+        with open_media(source) as reader:
+            for frame in reader.frames(keep_decoded=True):
+                yield FramePatches(frame.index, [], frame.decoded if frame.index < 5 else None)
+
+    with pytest.raises(InvalidInputError, match="frame 5 arrived without its decoded frame"):
+        encode(source, tmp_path / "out.mp4", items())
+    assert list(tmp_path.iterdir()) == []

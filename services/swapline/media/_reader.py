@@ -11,6 +11,7 @@ from types import TracebackType
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from swapline.errors import MediaError
 from swapline.media._image import (
@@ -32,6 +33,9 @@ class Frame:
     pts: int | None
     time_base: Fraction
     image: np.ndarray = field(repr=False)
+    # The frame as the decoder gave it (YUV, not rotated), when asked for:
+    # an encoder in the same process takes it instead of decoding again.
+    decoded: av.VideoFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def time_s(self) -> float:
@@ -166,8 +170,9 @@ class MediaReader:
             audio_streams=len(container.streams.audio),
         )
 
-    def frames(self) -> Iterator[Frame]:
-        """Decoded frames in presentation order, each with its exact timestamp.
+    def frames(self, keep_decoded: bool = False) -> Iterator[Frame]:
+        """Decoded frames in presentation order, each with its exact timestamp
+        (and with ``keep_decoded`` the decoder's own frame too).
 
         A reader yields its frames once.
         """
@@ -180,9 +185,12 @@ class MediaReader:
         av_frame: av.VideoFrame | None = self._first
         self._first = None
         index = 0
+        # One converter for every frame: a frame's own would set up a
+        # scaler (and its threads) per frame and keep it while the frame lives.
+        to_bgr = VideoReformatter()
         try:
             while av_frame is not None:
-                image = av_frame.to_ndarray(format="bgr24")
+                image = to_bgr.reformat(av_frame, format="bgr24", threads=1).to_ndarray()
                 rotation = _frame_rotation(av_frame)
                 if rotation:
                     image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -191,6 +199,7 @@ class MediaReader:
                     pts=av_frame.pts,
                     time_base=Fraction(av_frame.time_base or self.info.time_base),
                     image=image,
+                    decoded=av_frame if keep_decoded else None,
                 )
                 index += 1
                 av_frame = next(self._decoded, None)

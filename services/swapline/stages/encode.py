@@ -3,13 +3,16 @@ every audio stream copied bit-exact, timestamps kept, and the file marked as
 synthetic media.
 
 The encoder decodes the source itself, so only patches (the blended pixels
-under each face) have to reach it; memory holds one frame at a time.
+under each face) have to reach it; memory holds one frame at a time. In the
+same process as the pipeline it takes the frames the pipeline decoded
+instead (``FramePatches.frame``) and reads only the audio from the source.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +22,7 @@ import av
 import cv2
 import numpy as np
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 
 from swapline.errors import InvalidInputError, MediaError
 from swapline.media import open_media
@@ -68,6 +72,9 @@ class Patch:
 class FramePatches:
     index: int
     patches: list[Patch]
+    # The source frame as decoded (not rotated), when the caller decoded it
+    # already: then the encoder does not decode the source again.
+    frame: av.VideoFrame | None = None
 
 
 @dataclass
@@ -94,14 +101,16 @@ def paste(image: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
     return image
 
 
-def paste_yuv(frame: av.VideoFrame, patches: list[Patch]) -> av.VideoFrame:
+def paste_yuv(
+    frame: av.VideoFrame, patches: list[Patch], converter: VideoReformatter | None = None
+) -> av.VideoFrame:
     """Pastes patches into a frame's YUV 4:2:0 planes. Only the patched
     rectangles are converted to BGR and back, and only the pixels a patch
     covers (alpha above 0) are written: every other pixel keeps the decoded
     source's exact values (a BGR round trip of the whole frame would cost
     about 3 dB)."""
     if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
+        frame = (converter or VideoReformatter()).reformat(frame, format="yuv420p", threads=1)
     if not patches:
         # The decoder's picture type would force the encoder's frame types.
         frame.pict_type = PictureType.NONE
@@ -276,33 +285,45 @@ def _encode_video(
         audio_out = {s.index: out.add_stream_from_template(s) for s in audio_in}
         for key, value in _metadata(options, model).items():
             out.metadata[key] = value
-        index = 0
-        for packet in inp.demux(video_in, *audio_in):
-            if packet.stream.type == "audio":
-                if packet.dts is None:
+        converter = VideoReformatter()  # one for all frames (see MediaReader.frames)
+
+        def write(frame: av.VideoFrame, frame_patches: list[Patch]) -> None:
+            if rotation or options.disclosure_label or options.pixel_format != "yuv420p":
+                image: np.ndarray = converter.reformat(
+                    frame, format="bgr24", threads=1
+                ).to_ndarray()
+                if rotation:
+                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+                image = paste(image, frame_patches)
+                if options.disclosure_label:
+                    image = draw_label(image)
+                new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            else:
+                new = paste_yuv(frame, frame_patches, converter)
+            new.pts = frame.pts
+            new.time_base = frame.time_base
+            for out_packet in video_out.encode(new):
+                out.mux(out_packet)
+
+        def copy_audio(packet: av.Packet) -> None:
+            packet.stream = audio_out[packet.stream.index]
+            out.mux(packet)
+            summary.audio_packets += 1
+
+        first = next(patches, None)
+        items = patches if first is None else itertools.chain([first], patches)
+        if first is not None and first.frame is not None:
+            index = _write_decoded(items, inp, audio_in, write, copy_audio)
+        else:
+            index = 0
+            for packet in inp.demux(video_in, *audio_in):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:
+                        copy_audio(packet)
                     continue
-                packet.stream = audio_out[packet.stream.index]
-                out.mux(packet)
-                summary.audio_packets += 1
-                continue
-            for decoded in packet.decode():
-                frame = cast(av.VideoFrame, decoded)
-                frame_patches = _next_patches(patches, index)
-                if rotation or options.disclosure_label or options.pixel_format != "yuv420p":
-                    image: np.ndarray = frame.to_ndarray(format="bgr24")
-                    if rotation:
-                        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-                    image = paste(image, frame_patches)
-                    if options.disclosure_label:
-                        image = draw_label(image)
-                    new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-                else:
-                    new = paste_yuv(frame, frame_patches)
-                new.pts = frame.pts
-                new.time_base = frame.time_base
-                for out_packet in video_out.encode(new):
-                    out.mux(out_packet)
-                index += 1
+                for decoded in packet.decode():
+                    write(cast(av.VideoFrame, decoded), _next_patches(items, index))
+                    index += 1
         for out_packet in video_out.encode():
             out.mux(out_packet)
         summary.frames = index
@@ -312,6 +333,40 @@ def _encode_video(
         out.close()
         inp.close()
     return summary
+
+
+def _write_decoded(
+    items: Iterator[FramePatches],
+    inp: av.container.InputContainer,
+    audio_in: list[av.audio.stream.AudioStream],
+    write: Callable[[av.VideoFrame, list[Patch]], None],
+    copy_audio: Callable[[av.Packet], None],
+) -> int:
+    """Writes frames the caller decoded, each with its patches, and copies
+    the source's audio packets in between, each before the first frame that
+    is later: audio is read as far as the video has got. Returns the number
+    of frames."""
+    audio = (p for p in inp.demux(*audio_in) if p.dts is not None) if audio_in else iter(())
+    waiting = next(audio, None)
+    index = 0
+    for item in items:
+        if item.index != index or item.frame is None:
+            raise InvalidInputError(f"frame {item.index} arrived without its decoded frame")
+        frame = item.frame
+        until = float((frame.pts or 0) * (frame.time_base or 0))
+        while waiting is not None and _seconds(waiting) <= until:
+            copy_audio(waiting)
+            waiting = next(audio, None)
+        write(frame, item.patches)
+        index += 1
+    while waiting is not None:
+        copy_audio(waiting)
+        waiting = next(audio, None)
+    return index
+
+
+def _seconds(packet: av.Packet) -> float:
+    return float((packet.pts if packet.pts is not None else packet.dts or 0) * packet.time_base)
 
 
 def _muxer(suffix: str) -> str:
