@@ -303,9 +303,11 @@ class FrameSwapper:
     tracking and smoothing carry over from call to call.
 
     A face seen in fewer than ``min_track_frames`` frames in a row is taken
-    for a false detection (a cartoon, a pattern) and left alone. To know a
-    track's length, patches come out one window late; :meth:`flush` returns
-    the last window. With ``min_track_frames`` 1 nothing is delayed.
+    for a false detection (a cartoon, a pattern) and left alone. A window
+    with a track still shorter than that at its end comes out with the next
+    window, when the track's length is known; :meth:`flush` returns the last
+    one. Other windows (every face in a long track, or no face) come out at
+    once.
     """
 
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
@@ -353,10 +355,13 @@ class FrameSwapper:
         aligned = self._analyse(window, progress, cancelled)
         for face in aligned:
             self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
-        if self.options.min_track_frames <= 1:
-            return [(window, aligned)]
+        least = self.options.min_track_frames
         judged = [] if self._pending is None else [self._kept(*self._pending)]
-        self._pending = (window, aligned)
+        self._pending = None
+        if all(self._track_frames[face.track_id] >= least for face in aligned):
+            judged.append((window, aligned))  # every face's track is long enough already
+        else:
+            self._pending = (window, aligned)
         return judged
 
     def flush_analysed(self) -> list[Judged]:

@@ -313,3 +313,34 @@ def test_eval_cli_writes_the_report_and_rejects_bad_input(data: Path, tmp_path: 
     )
     assert bad.returncode != 0
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_windows_wait_only_for_tracks_too_short_to_judge(data: Path) -> None:
+    """min_track_frames 3: a window whose faces all have long tracks comes
+    out at once; one with a track begun in its last frames waits for the
+    next window (or the end); a face seen in one frame only is never swapped."""
+    from swapline.pipeline import EmbeddedStages, FrameSwapper, Progress, SwapOptions
+
+    with open_media(data / "d10.mp4") as reader:
+        faces = [f.image for f, _ in zip(reader.frames(), range(8), strict=False)]
+    empty = np.zeros_like(faces[0])
+    images = [faces[0], faces[1], faces[2], faces[3]]  # window 1: a long track
+    images += [empty, empty, faces[4], faces[5]]  # window 2: a track two frames long
+    images += [faces[6], empty, empty, faces[7]]  # window 3: it goes on; a lone face
+    frames = [Frame(i, i, Fraction(1, 25), image) for i, image in enumerate(images)]
+    stages = EmbeddedStages(REPOSITORY)
+    try:
+        swapper = FrameSwapper(stages, SwapOptions(model=MODEL, min_track_frames=3, detect_every=1))
+        progress = Progress()
+        out = [list(swapper.process(frames[i : i + 4], progress)) for i in (0, 4, 8)]
+        out.append(list(swapper.flush(progress)))
+        assert [[p.index for p in batch] for batch in out] == [
+            [0, 1, 2, 3],
+            [],
+            [4, 5, 6, 7],
+            [8, 9, 10, 11],  # frame 11's face might have begun a track: known at the end
+        ]
+        patched = {p.index for batch in out for p in batch if p.patches}
+        assert patched == {0, 1, 2, 3, 6, 7, 8}  # not the lone face of frame 11
+    finally:
+        stages.close()
