@@ -32,6 +32,7 @@ from swapline.stages.align import (
     region_around,
 )
 from swapline.stages.blend import BlendOptions, blend_face, roi_of, trim_to_alpha
+from swapline.stages.blend import prepare as prepare_blending
 from swapline.stages.detect import (
     NEAR_CONFIG,
     NEAR_FACE_SIDE,
@@ -147,6 +148,7 @@ class EmbeddedStages:
         server does at startup, rather than during a job's first frames."""
         names = (self.detector.model_name, dlib_models.LANDMARKS_68)
         on_every_thread(self._pool, self.workers, lambda: dlib_models.warm(names))
+        prepare_blending()
 
     def map(self, work: Callable[[In], Out], items: Iterable[In]) -> Iterator[Out]:
         return ordered_map(work, items, self.workers, pool=self._pool)
@@ -185,7 +187,7 @@ class EmbeddedStages:
             )
             return Patch((item.origin[0] + dx, item.origin[1] + dy), patch)
 
-        return list(self.map(one, items))
+        return list(map(one, items))
 
     def encode(
         self,

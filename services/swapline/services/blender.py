@@ -14,7 +14,7 @@ from swapline.runtime.server import (
     require_batch,
     require_pixel_budget,
 )
-from swapline.stages.blend import BlendOptions, ColorTransfer, blend_face, trim_to_alpha
+from swapline.stages.blend import BlendOptions, ColorTransfer, blend_face, prepare, trim_to_alpha
 from swapline.v1 import blender_pb2, blender_pb2_grpc
 from swapline.v1 import common_pb2 as pb
 
@@ -114,6 +114,7 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
 
 def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
     servicer = BlenderServicer(config, workers)
+    prepare()
     return ServiceBinding(
         name=SERVICE_NAME,
         register=lambda server: blender_pb2_grpc.add_BlenderServicer_to_server(servicer, server),

@@ -59,6 +59,12 @@ def _masked_stats(image: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np
     return mean, np.sqrt(np.maximum(var, 1e-6))
 
 
+def prepare() -> None:
+    """OpenCV builds its LAB conversion tables on first use (about 70 ms):
+    a stage calls this at startup rather than in a job's first window."""
+    cv2.cvtColor(np.zeros((1, 1, 3), np.uint8), cv2.COLOR_BGR2LAB)
+
+
 def transfer_color(
     source: np.ndarray, target: np.ndarray, mask: np.ndarray, mode: ColorTransfer
 ) -> np.ndarray:
