@@ -31,7 +31,13 @@ from swapline.stages.align import (
     RegionInput,
     region_around,
 )
-from swapline.stages.blend import BlendOptions, blend_face, roi_of, trim_to_alpha
+from swapline.stages.blend import (
+    BlendOptions,
+    blend_face,
+    mask_footprint,
+    roi_of,
+    trim_to_alpha,
+)
 from swapline.stages.blend import prepare as prepare_blending
 from swapline.stages.detect import (
     NEAR_CONFIG,
@@ -471,12 +477,16 @@ class FrameSwapper:
         for i, face in enumerate(keep):
             image = frames[face.frame_index].image
             height, width = image.shape[:2]
+            assert swapped is not None and masks is not None
+            size = self.entry.resolution
+            footprint = mask_footprint(
+                size, masks[i][..., 0], face.aligned.mask, self.options.blend
+            )
             x0, y0, x1, y1 = roi_of(
-                face.aligned.crop_to_frame, self.entry.resolution, (width, height)
+                face.aligned.crop_to_frame, size, (width, height), footprint=footprint
             )
             if x1 <= x0 or y1 <= y0:
                 continue
-            assert swapped is not None and masks is not None
             items.append(
                 BlendItem(
                     face.frame_index,

@@ -40,10 +40,17 @@ class BlendOptions:
 
 
 def roi_of(
-    crop_to_frame: np.ndarray, crop_size: int, frame_size: tuple[int, int], pad: int = 2
+    crop_to_frame: np.ndarray,
+    crop_size: int,
+    frame_size: tuple[int, int],
+    pad: int = 2,
+    footprint: tuple[int, int, int, int] | None = None,
 ) -> tuple[int, int, int, int]:
-    """The frame rectangle (x0, y0, x1, y1) a crop lands in, clipped."""
-    corners = np.array([[0, 0], [crop_size, 0], [0, crop_size], [crop_size, crop_size]], float)
+    """The frame rectangle (x0, y0, x1, y1) a crop lands in, clipped; with
+    ``footprint`` (a rectangle of the crop, see :func:`mask_footprint`) the
+    rectangle that part lands in."""
+    left, top, right, bottom = footprint or (0, 0, crop_size, crop_size)
+    corners = np.array([[left, top], [right, top], [left, bottom], [right, bottom]], float)
     placed = corners @ crop_to_frame[:, :2].T + crop_to_frame[:, 2]
     width, height = frame_size
     x0, y0 = np.floor(placed.min(0)).astype(int) - pad
@@ -51,12 +58,47 @@ def roi_of(
     return max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))
 
 
-def _masked_stats(image: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = weight[..., None]
-    total = max(float(weight.sum()), 1e-6)
-    mean = (image * w).sum((0, 1)) / total
-    var = (((image - mean) ** 2) * w).sum((0, 1)) / total
-    return mean, np.sqrt(np.maximum(var, 1e-6))
+def mask_footprint(
+    size: int,
+    swapped_mask: np.ndarray | None,
+    hull_mask: np.ndarray | None,
+    options: BlendOptions,
+) -> tuple[int, int, int, int]:
+    """The rectangle (left, top, right, bottom) of a ``size`` crop that the
+    blended face can cover: where both masks are non-zero, widened by the
+    feathering. A face's ROI need hold no more of the frame than this part
+    lands in (about half the crop's square)."""
+    mask = _combined_mask(size, swapped_mask, hull_mask)
+    left, top, width, height = cv2.boundingRect(mask)
+    if width == 0 or height == 0:
+        return (0, 0, size, size)
+    face_size = float(np.sqrt((mask > 127).sum())) or 1.0
+    # Feathering spreads the mask by its radius; warping reads a pixel more.
+    grow = round(options.feather * face_size) + 2
+    return (
+        max(0, left - grow),
+        max(0, top - grow),
+        min(size, left + width + grow),
+        min(size, top + height + grow),
+    )
+
+
+def _combined_mask(
+    size: int, swapped_mask: np.ndarray | None, hull_mask: np.ndarray | None
+) -> np.ndarray:
+    mask: np.ndarray = np.full((size, size), 255, np.uint8)
+    for extra in (swapped_mask, hull_mask):
+        if extra is not None:
+            if extra.shape[:2] != (size, size):
+                extra = cv2.resize(extra, (size, size), interpolation=cv2.INTER_LINEAR)
+            mask = np.minimum(mask, extra.reshape(size, size))
+    return mask
+
+
+def _masked_stats(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation where ``mask`` is non-zero."""
+    mean, std = cv2.meanStdDev(image, mask=mask)
+    return mean.reshape(-1), np.maximum(std.reshape(-1), 1e-3)
 
 
 def prepare() -> None:
@@ -72,16 +114,19 @@ def transfer_color(
     it replaces) inside ``mask``; all uint8 BGR of the same size."""
     if mode is ColorTransfer.NONE:
         return source
-    weight = (mask > 127).astype(np.float64)
-    if weight.sum() < 16:
+    inside = (mask > 127).astype(np.uint8)
+    if cv2.countNonZero(inside) < 16:
         return source
     if mode is ColorTransfer.RCT:
-        src = cv2.cvtColor(source, cv2.COLOR_BGR2LAB).astype(np.float64)
-        tgt = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float64)
-        s_mean, s_std = _masked_stats(src, weight)
-        t_mean, t_std = _masked_stats(tgt, weight)
-        out = (src - s_mean) * (t_std / s_std) + t_mean
-        return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+        src = cv2.cvtColor(source, cv2.COLOR_BGR2LAB)
+        tgt = cv2.cvtColor(target, cv2.COLOR_BGR2LAB)
+        s_mean, s_std = _masked_stats(src, inside)
+        t_mean, t_std = _masked_stats(tgt, inside)
+        # Per channel: (x - s_mean) * t_std / s_std + t_mean, rounded, clipped.
+        gain = t_std / s_std
+        affine = np.hstack([np.diag(gain), (t_mean - s_mean * gain)[:, None]])
+        return cv2.cvtColor(cv2.transform(src, affine), cv2.COLOR_LAB2BGR)
+    weight = inside.astype(np.float64)
     if mode is ColorTransfer.LCT:
         src = source.reshape(-1, 3).astype(np.float64)
         tgt = target.reshape(-1, 3).astype(np.float64)
@@ -102,10 +147,10 @@ def transfer_color(
         return np.clip(out, 0, 255).reshape(source.shape).astype(np.uint8)
     if mode is ColorTransfer.HIST:
         out = np.empty_like(source)
-        inside = weight > 0
+        selected = weight > 0
         for c in range(3):
-            s_values = source[..., c][inside]
-            t_values = target[..., c][inside]
+            s_values = source[..., c][selected]
+            t_values = target[..., c][selected]
             s_cdf = np.cumsum(np.bincount(s_values, minlength=256)) / max(len(s_values), 1)
             t_cdf = np.cumsum(np.bincount(t_values, minlength=256)) / max(len(t_values), 1)
             lut = np.searchsorted(t_cdf, s_cdf).clip(0, 255).astype(np.uint8)
@@ -135,12 +180,7 @@ def blend_face(
     size = swapped.shape[0]
     if swapped.shape != (size, size, 3) or swapped.dtype != np.uint8:
         raise InvalidInputError("swapped face must be a square BGR uint8 crop")
-    mask: np.ndarray = np.full((size, size), 255, np.uint8)
-    for extra in (swapped_mask, hull_mask):
-        if extra is not None:
-            if extra.shape[:2] != (size, size):
-                extra = cv2.resize(extra, (size, size), interpolation=cv2.INTER_LINEAR)
-            mask = np.minimum(mask, extra.reshape(size, size))
+    mask = _combined_mask(size, swapped_mask, hull_mask)
     face_size = float(np.sqrt((mask > 127).sum())) or 1.0
     erode = round(options.erode * face_size)
     if erode > 0:

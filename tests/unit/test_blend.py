@@ -1,0 +1,88 @@
+"""Blending: the part of the frame a face can cover, and colour transfer."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from swapline.stages.blend import (
+    BlendOptions,
+    ColorTransfer,
+    blend_face,
+    mask_footprint,
+    roi_of,
+    transfer_color,
+)
+
+SIZE = 64
+
+
+def placed(scale: float, degrees: float, at: tuple[float, float]) -> np.ndarray:
+    """A crop-to-frame matrix: the crop scaled, turned and moved to ``at``."""
+    matrix = cv2.getRotationMatrix2D((SIZE / 2, SIZE / 2), degrees, scale)
+    matrix[:, 2] += np.asarray(at) - SIZE / 2
+    return matrix
+
+
+def ellipse_mask(centre: tuple[int, int], axes: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1)
+    return mask
+
+
+@pytest.mark.parametrize(("scale", "degrees"), [(5.7, 0.0), (3.0, 25.0), (1.5, -40.0)])
+def test_the_face_never_covers_pixels_outside_its_footprint_and_blends_the_same(
+    scale: float, degrees: float
+) -> None:
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (720, 1280, 3), np.uint8)
+    swapped = rng.integers(0, 256, (SIZE, SIZE, 3), np.uint8)
+    learned, hull = ellipse_mask((30, 34), (20, 26)), ellipse_mask((34, 30), (24, 22))
+    matrix = placed(scale, degrees, (600.0, 360.0))
+    options = BlendOptions()
+
+    def blend(roi: tuple[int, int, int, int]) -> np.ndarray:
+        x0, y0, x1, y1 = roi
+        return blend_face(
+            frame[y0:y1, x0:x1], (x0, y0), swapped, learned, hull, matrix, options, False
+        )
+
+    whole = roi_of(matrix, SIZE, (1280, 720))
+    footprint = mask_footprint(SIZE, learned, hull, options)
+    part = roi_of(matrix, SIZE, (1280, 720), footprint=footprint)
+    area = (part[2] - part[0]) * (part[3] - part[1])
+    assert area < 0.8 * (whole[2] - whole[0]) * (whole[3] - whole[1])
+
+    full, cut = blend(whole), blend(part)
+    inside = np.zeros(full.shape[:2], bool)
+    inside[part[1] - whole[1] : part[3] - whole[1], part[0] - whole[0] : part[2] - whole[0]] = True
+    assert full[..., 3][~inside].max() == 0  # no alpha left outside the footprint's ROI
+    difference = np.abs(full[inside].reshape(cut.shape).astype(int) - cut)
+    # Warping a turned crop into another rectangle rounds a few pixels
+    # differently (OpenCV's fixed-point maps); nothing else changes.
+    assert difference.mean() < 0.1 and (difference > 1).mean() < 0.02
+
+
+def test_no_mask_means_the_whole_crop() -> None:
+    empty = np.zeros((SIZE, SIZE), np.uint8)
+    assert mask_footprint(SIZE, None, None, BlendOptions()) == (0, 0, SIZE, SIZE)
+    assert mask_footprint(SIZE, empty, None, BlendOptions()) == (0, 0, SIZE, SIZE)
+
+
+def test_rct_moves_the_face_to_the_target_colour_statistics_inside_the_mask() -> None:
+    rng = np.random.default_rng(2)
+    source = np.clip(rng.normal(90, 12, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    target = np.clip(rng.normal(160, 25, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    mask = ellipse_mask((32, 32), (24, 28))
+    inside = mask > 127
+
+    def lab_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)[inside].astype(float)
+        return lab.mean(0), lab.std(0)
+
+    out = transfer_color(source, target, mask, ColorTransfer.RCT)
+    (mean, std), (t_mean, t_std) = lab_stats(out), lab_stats(target)
+    assert np.abs(mean - t_mean).max() < 2.0
+    assert np.abs(std - t_std).max() < 0.15 * t_std.max()
+    assert transfer_color(source, target, np.zeros_like(mask), ColorTransfer.RCT) is source
