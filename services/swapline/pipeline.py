@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import av
 import numpy as np
 
 from swapline import dlib_models
@@ -247,8 +248,40 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-# A window of frames and the faces in it to swap.
-Judged = tuple[list[Frame], list[AlignedFace]]
+
+
+@dataclass(frozen=True)
+class FrameSlot:
+    """A frame past analysis: its place in the output and, when the encoder
+    runs in this process, its decoded picture. The full image is dropped:
+    what blending needs of it travels in each face's ``Cut``."""
+
+    index: int
+    decoded: av.VideoFrame | None = None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """An aligned face and the frame's pixels under its crop (``roi`` at
+    ``origin``): all that blending needs of the frame."""
+
+    face: AlignedFace
+    roi: np.ndarray
+    origin: tuple[int, int]
+
+
+# A window past analysis: its frames and the faces in it to swap.
+Judged = tuple[list[FrameSlot], list[Cut]]
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """A judged window with its faces swapped (one row per cut)."""
+
+    frames: list[FrameSlot]
+    cuts: list[Cut]
+    faces: np.ndarray | None
+    masks: np.ndarray | None
 
 
 def _windows(frames: Iterator[Frame], size: int, first: int | None = None) -> Iterator[list[Frame]]:
@@ -275,7 +308,14 @@ def frame_patches(
     on_progress: ProgressCallback | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[FramePatches]:
-    """The blended patches of every frame of ``source``, in order."""
+    """The blended patches of every frame of ``source``, in order.
+
+    Detection, alignment, swapping and blending each run on a thread of
+    their own, a window apart: with stages over gRPC, every server works at
+    once instead of waiting for the one before. Past alignment a window
+    holds only the pixels under its faces, so the pipeline's depth costs
+    little memory.
+    """
     with open_media(source) as reader:
         if reader.info.kind == "image":
             options = replace(options, min_track_frames=1)  # one frame is all there is
@@ -283,23 +323,28 @@ def frame_patches(
         progress.frames_total = reader.info.frame_count
         # Windows of at least min_track_frames judge tracks as full ones do.
         first = max(4, options.min_track_frames)
-
         share = stages.takes_decoded_frames and reader.info.kind == "video"
 
-        def analysed() -> Iterator[Judged]:
+        def detected() -> Iterator[tuple[list[Frame], list[list[Scored]]]]:
             frames = reader.frames(keep_decoded=share)
             for window in _windows(frames, options.window, first):
                 _check(cancelled)
-                yield from swapper.analyse(window, progress, cancelled)
+                yield window, swapper.detect(window, progress)
+
+        def judged() -> Iterator[Judged]:
+            for window, boxes in read_ahead(detected(), depth=1):
+                _check(cancelled)
+                yield from swapper.judge(window, swapper.align(window, boxes, progress))
             yield from swapper.flush_analysed()
 
-        # Detection and alignment of the next windows on a thread of their
-        # own while this one swaps and blends: stages over gRPC overlap
-        # instead of waiting for each other.
-        for window, faces in read_ahead(analysed(), depth=2):
-            decoded = {frame.index: frame.decoded for frame in window}
-            for item in swapper.finish(window, faces, progress, cancelled):
-                yield replace(item, frame=decoded[item.index]) if share else item
+        def swapped() -> Iterator[Swapped]:
+            for window in read_ahead(judged(), depth=1):
+                _check(cancelled)
+                yield swapper.swap(window, progress)
+
+        for window in read_ahead(swapped(), depth=1):
+            _check(cancelled)
+            yield from swapper.blend(window, progress)
             if on_progress is not None:
                 on_progress(progress)
         if on_progress is not None:
@@ -316,6 +361,9 @@ class FrameSwapper:
     window, when the track's length is known; :meth:`flush` returns the last
     one. Other windows (every face in a long track, or no face) come out at
     once.
+
+    The steps (:meth:`detect`, :meth:`align`, :meth:`judge`, :meth:`swap`,
+    :meth:`blend`) may run on different threads, each step's calls in order.
     """
 
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
@@ -330,7 +378,7 @@ class FrameSwapper:
             )
         )
         self._track_frames: dict[int, int] = {}
-        self._pending: tuple[list[Frame], list[AlignedFace]] | None = None
+        self._pending: Judged | None = None
         self._frames_seen = 0
         # Where the faces of the last analysed frame are: the next frames'
         # hints until the detector runs again.
@@ -342,14 +390,15 @@ class FrameSwapper:
         progress: Progress,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> Iterator[FramePatches]:
-        """Analyses ``window`` and swaps the faces of every window judged
-        by now (the previous one, or this one when nothing is delayed)."""
-        for judged, faces in self.analyse(window, progress, cancelled):
-            yield from self.finish(judged, faces, progress, cancelled)
+        """Every step for ``window``, on this thread: the patches of every
+        window judged by now (the previous one, or this one when nothing is
+        delayed)."""
+        for judged in self.analyse(window, progress, cancelled):
+            yield from self.finish(judged, progress, cancelled)
 
     def flush(self, progress: Progress) -> Iterator[FramePatches]:
-        for judged, faces in self.flush_analysed():
-            yield from self.finish(judged, faces, progress)
+        for judged in self.flush_analysed():
+            yield from self.finish(judged, progress)
 
     def analyse(
         self,
@@ -357,35 +406,71 @@ class FrameSwapper:
         progress: Progress,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> list[Judged]:
-        """Detects and aligns ``window``'s faces (in order: tracking carries
-        over) and returns the windows whose faces can now be judged, with
-        the faces kept."""
-        aligned = self._analyse(window, progress, cancelled)
+        """Detects and aligns ``window``'s faces and returns the windows
+        whose faces can now be judged."""
+        boxes = self.detect(window, progress)
+        _check(cancelled)
+        aligned = self.align(window, boxes, progress)
+        _check(cancelled)
+        return self.judge(window, aligned)
+
+    def finish(
+        self,
+        judged: Judged,
+        progress: Progress,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[FramePatches]:
+        """Swaps and blends the kept faces of a judged window."""
+        swapped = self.swap(judged, progress)
+        _check(cancelled)
+        return self.blend(swapped, progress)
+
+    def judge(self, window: list[Frame], aligned: list[AlignedFace]) -> list[Judged]:
+        """Counts ``window``'s faces into their tracks (windows in order)
+        and returns the windows whose faces can now be judged, with the
+        faces kept and the frame pixels under them."""
         for face in aligned:
             self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
+        current = self._cut(window, aligned)
         least = self.options.min_track_frames
-        judged = [] if self._pending is None else [self._kept(*self._pending)]
+        judged = [] if self._pending is None else [self._kept(self._pending)]
         self._pending = None
         if all(self._track_frames[face.track_id] >= least for face in aligned):
-            judged.append((window, aligned))  # every face's track is long enough already
+            judged.append(current)  # every face's track is long enough already
         else:
-            self._pending = (window, aligned)
+            self._pending = current
         return judged
 
     def flush_analysed(self) -> list[Judged]:
         """The last window, judged on what was seen."""
         pending, self._pending = self._pending, None
-        return [] if pending is None else [self._kept(*pending)]
+        return [] if pending is None else [self._kept(pending)]
 
-    def _kept(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
+    def _kept(self, judged: Judged) -> Judged:
+        frames, cuts = judged
         least = self.options.min_track_frames
-        return window, [a for a in aligned if self._track_frames.get(a.track_id, 0) >= least]
+        return frames, [c for c in cuts if self._track_frames.get(c.face.track_id, 0) >= least]
 
-    def _analyse(
-        self, window: list[Frame], progress: Progress, cancelled: Callable[[], bool]
+    def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
+        """The window without its full images: each face keeps the frame's
+        pixels its crop lands on."""
+        images = {frame.index: frame.image for frame in window}
+        cuts: list[Cut] = []
+        for face in aligned:
+            image = images[face.frame_index]
+            height, width = image.shape[:2]
+            x0, y0, x1, y1 = roi_of(
+                face.aligned.crop_to_frame, self.entry.resolution, (width, height)
+            )
+            if x1 > x0 and y1 > y0 and face.aligned.crop is not None:
+                cuts.append(Cut(face, image[y0:y1, x0:x1].copy(), (x0, y0)))
+        return [FrameSlot(frame.index, frame.decoded) for frame in window], cuts
+
+    def align(
+        self, window: list[Frame], boxes: list[list[Scored]], progress: Progress
     ) -> list[AlignedFace]:
-        boxes = self._detect(window, progress)
-        _check(cancelled)
+        """Landmarks, crops and masks of the faces found (frames in order:
+        tracking carries over)."""
         regions: list[RegionInput] = []
         for frame, found in zip(window, boxes, strict=True):
             height, width = frame.image.shape[:2]
@@ -407,10 +492,9 @@ class FrameSwapper:
         start = time.perf_counter()
         aligned = self.session.align(regions) if regions else []
         progress.timed("align", start)
-        _check(cancelled)
         return aligned
 
-    def _detect(self, window: list[Frame], progress: Progress) -> list[list[Scored]]:
+    def detect(self, window: list[Frame], progress: Progress) -> list[list[Scored]]:
         """Boxes per frame, largest first. Every ``detect_every``-th frame is
         searched whole; the frames in between only around the faces of the
         last searched frame, which costs a fraction and keeps each box a
@@ -456,34 +540,34 @@ class FrameSwapper:
         progress.timed("detect", start)
         return boxes
 
-    def finish(
-        self,
-        window: list[Frame],
-        keep: list[AlignedFace],
-        progress: Progress,
-        cancelled: Callable[[], bool] = lambda: False,
-    ) -> Iterator[FramePatches]:
-        """Swaps and blends the kept faces of an analysed window."""
-        swapped: np.ndarray | None = None
-        masks: np.ndarray | None = None
-        if keep:
-            start = time.perf_counter()
-            crops = np.stack([a.aligned.crop for a in keep if a.aligned.crop is not None])
-            swapped, masks = self.stages.swap(self.options.model, crops)
-            progress.timed("swap", start)
-            _check(cancelled)
+    def swap(self, judged: Judged, progress: Progress) -> Swapped:
+        """The window's kept faces through the swap model, one batch."""
+        frames, cuts = judged
+        if not cuts:
+            return Swapped(frames, cuts, None, None)
+        start = time.perf_counter()
+        crops = np.stack([c.face.aligned.crop for c in cuts if c.face.aligned.crop is not None])
+        faces, masks = self.stages.swap(self.options.model, crops)
+        progress.timed("swap", start)
+        return Swapped(frames, cuts, faces, masks)
+
+    def blend(self, swapped: Swapped, progress: Progress) -> Iterator[FramePatches]:
+        """Blends a swapped window's faces and yields every frame's patches."""
         items: list[BlendItem] = []
-        frames = {frame.index: frame for frame in window}
-        for i, face in enumerate(keep):
-            image = frames[face.frame_index].image
-            height, width = image.shape[:2]
-            assert swapped is not None and masks is not None
-            size = self.entry.resolution
-            footprint = mask_footprint(
-                size, masks[i][..., 0], face.aligned.mask, self.options.blend
-            )
+        size = self.entry.resolution
+        for i, cut in enumerate(swapped.cuts):
+            assert swapped.faces is not None and swapped.masks is not None
+            face = cut.face
+            mask = swapped.masks[i][..., 0]
+            # Only the part of the crop the blended face can cover.
+            footprint = mask_footprint(size, mask, face.aligned.mask, self.options.blend)
+            cx, cy = cut.origin
+            height, width = cut.roi.shape[:2]
             x0, y0, x1, y1 = roi_of(
-                face.aligned.crop_to_frame, size, (width, height), footprint=footprint
+                face.aligned.crop_to_frame - np.array([[0, 0, cx], [0, 0, cy]]),
+                size,
+                (width, height),
+                footprint=footprint,
             )
             if x1 <= x0 or y1 <= y0:
                 continue
@@ -491,10 +575,10 @@ class FrameSwapper:
                 BlendItem(
                     face.frame_index,
                     face.face_index,
-                    image[y0:y1, x0:x1],
-                    (x0, y0),
-                    swapped[i],
-                    masks[i][..., 0],
+                    cut.roi[y0:y1, x0:x1],
+                    (cx + x0, cy + y0),
+                    swapped.faces[i],
+                    mask,
                     face.aligned.mask,
                     face.aligned.crop_to_frame,
                 )
@@ -505,11 +589,11 @@ class FrameSwapper:
         by_frame: dict[int, list[Patch]] = {}
         for item, patch in zip(items, blended, strict=True):
             by_frame.setdefault(item.frame_index, []).append(patch)
-        for frame in window:
+        for frame in swapped.frames:
             patches = by_frame.get(frame.index, [])
             progress.faces_swapped += len(patches)
             progress.frames_done += 1
-            yield FramePatches(frame.index, patches)
+            yield FramePatches(frame.index, patches, frame.decoded)
 
 
 def _largest_first(boxes: Iterable[Scored]) -> list[Scored]:

@@ -217,7 +217,8 @@ def test_faces_followed_between_detections_match_detecting_every_frame(data: Pat
             for frame in reader.frames():
                 window.append(frame)
                 if len(window) == 16:
-                    for face in swapper._analyse(window, Progress(), lambda: False):
+                    boxes = swapper.detect(window, Progress())
+                    for face in swapper.align(window, boxes, Progress()):
                         found[face.frame_index] = face.raw_landmarks
                     window = []
         return found
