@@ -103,14 +103,19 @@ class Stages(Protocol):
 
 @dataclass(frozen=True)
 class BlendItem:
+    """One face to blend into the frame rectangle at ``origin`` of ``size``
+    (width, height)."""
+
     frame_index: int
     face_index: int
-    roi: np.ndarray  # the frame's pixels under the face
     origin: tuple[int, int]
+    size: tuple[int, int]
+    original: np.ndarray  # the face replaced, as an aligned crop
     swapped: np.ndarray
     swapped_mask: np.ndarray
     hull_mask: np.ndarray | None
     crop_to_frame: np.ndarray
+    roi: np.ndarray | None = None  # the frame's pixels there: seamless cloning needs them
 
 
 class _EmbeddedAlign:
@@ -190,6 +195,8 @@ class EmbeddedStages:
                     item.crop_to_frame,
                     options,
                     composite=False,
+                    original=item.original,
+                    size=item.size,
                 )
             )
             return Patch((item.origin[0] + dx, item.origin[1] + dy), patch)
@@ -262,12 +269,14 @@ class FrameSlot:
 
 @dataclass(frozen=True)
 class Cut:
-    """An aligned face and the frame's pixels under its crop (``roi`` at
-    ``origin``): all that blending needs of the frame."""
+    """An aligned face and the frame rectangle its crop lands on (``origin``,
+    ``size``), with the frame's pixels there when blending needs them
+    (seamless cloning): all that blending needs of the frame."""
 
     face: AlignedFace
-    roi: np.ndarray
     origin: tuple[int, int]
+    size: tuple[int, int]
+    roi: np.ndarray | None
 
 
 # A window past analysis: its frames and the faces in it to swap.
@@ -452,9 +461,10 @@ class FrameSwapper:
         return frames, [c for c in cuts if self._track_frames.get(c.face.track_id, 0) >= least]
 
     def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
-        """The window without its full images: each face keeps the frame's
-        pixels its crop lands on."""
+        """The window without its full images: each face keeps where its
+        crop lands (and the pixels there, if blending needs them)."""
         images = {frame.index: frame.image for frame in window}
+        keep_pixels = self.options.blend.seamless_clone
         cuts: list[Cut] = []
         for face in aligned:
             image = images[face.frame_index]
@@ -463,7 +473,8 @@ class FrameSwapper:
                 face.aligned.crop_to_frame, self.entry.resolution, (width, height)
             )
             if x1 > x0 and y1 > y0 and face.aligned.crop is not None:
-                cuts.append(Cut(face, image[y0:y1, x0:x1].copy(), (x0, y0)))
+                pixels = image[y0:y1, x0:x1].copy() if keep_pixels else None
+                cuts.append(Cut(face, (x0, y0), (x1 - x0, y1 - y0), pixels))
         return [FrameSlot(frame.index, frame.decoded) for frame in window], cuts
 
     def align(
@@ -562,25 +573,26 @@ class FrameSwapper:
             # Only the part of the crop the blended face can cover.
             footprint = mask_footprint(size, mask, face.aligned.mask, self.options.blend)
             cx, cy = cut.origin
-            height, width = cut.roi.shape[:2]
             x0, y0, x1, y1 = roi_of(
                 face.aligned.crop_to_frame - np.array([[0, 0, cx], [0, 0, cy]]),
                 size,
-                (width, height),
+                cut.size,
                 footprint=footprint,
             )
-            if x1 <= x0 or y1 <= y0:
+            if x1 <= x0 or y1 <= y0 or face.aligned.crop is None:
                 continue
             items.append(
                 BlendItem(
                     face.frame_index,
                     face.face_index,
-                    cut.roi[y0:y1, x0:x1],
                     (cx + x0, cy + y0),
+                    (x1 - x0, y1 - y0),
+                    face.aligned.crop,
                     swapped.faces[i],
                     mask,
                     face.aligned.mask,
                     face.aligned.crop_to_frame,
+                    None if cut.roi is None else cut.roi[y0:y1, x0:x1],
                 )
             )
         start = time.perf_counter()

@@ -379,26 +379,36 @@ class RemoteStages:
         batch: list[Any] = []
         size = 0
         for item in items:
-            if batch and size + 2 * item.roi.nbytes > BLEND_REQUEST_BYTES:
+            # The patch out (BGRA), and the ROI in if it is sent.
+            item_bytes = (4 if item.roi is None else 7) * item.size[0] * item.size[1]
+            if batch and size + item_bytes > BLEND_REQUEST_BYTES:
                 patches += self._blend(batch, options)
                 batch, size = [], 0
             batch.append(item)
-            size += 2 * item.roi.nbytes  # the ROI in, the BGRA patch out
+            size += item_bytes
         return patches + (self._blend(batch, options) if batch else [])
 
     def _blend(self, items: Sequence[Any], options: BlendOptions) -> list[Patch]:
         request = blender_pb2.BlendRequest(options=blend_options_message(options))
         request.options.output_encoding = self.pixel_encoding
         for item in items:
-            roi = np.ascontiguousarray(item.roi)
+            # Only seamless cloning needs the frame's pixels; colour transfer
+            # matches the original face's crop (a fraction of the bytes).
+            roi = (
+                pb.Image()
+                if item.roi is None
+                else wire.image_message(np.ascontiguousarray(item.roi), self.pixel_encoding)
+            )
             request.items.append(
                 blender_pb2.BlendItem(
                     region=pb.FaceRegion(
                         frame=pb.FrameRef(index=item.frame_index),
                         face_index=item.face_index,
-                        image=wire.image_message(roi, self.pixel_encoding),
+                        image=roi,
                         origin=pb.Point(x=item.origin[0], y=item.origin[1]),
                     ),
+                    region_size=pb.Size(width=item.size[0], height=item.size[1]),
+                    original_face=wire.image_message(item.original),
                     swapped_face=wire.image_message(item.swapped),
                     swapped_mask=wire.image_message(item.swapped_mask),
                     hull_mask=(

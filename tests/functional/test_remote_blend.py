@@ -18,7 +18,7 @@ from swapline.stages.detect import FaceDetector
 from tests.conftest import REPO, ServerProcess
 
 
-def blend_items(data: Path, count: int) -> list[BlendItem]:
+def blend_items(data: Path, count: int, with_pixels: bool = False) -> list[BlendItem]:
     with open_media(data / "d10.mp4") as reader:
         frames = [f for _, f in zip(range(count), reader.frames(), strict=False)]
     session = AlignSession(AlignOptions(size=64, smoothing=0.0))
@@ -37,12 +37,14 @@ def blend_items(data: Path, count: int) -> list[BlendItem]:
             BlendItem(
                 frame.index,
                 0,
-                image[ry0:ry1, rx0:rx1],
                 (rx0, ry0),
+                (rx1 - rx0, ry1 - ry0),
+                aligned.crop,
                 255 - aligned.crop,  # any face will do
                 np.full((64, 64), 255, np.uint8),
                 aligned.mask,
                 aligned.crop_to_frame,
+                image[ry0:ry1, rx0:rx1] if with_pixels else None,
             )
         )
     return items
@@ -61,7 +63,7 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
         # every edge of the patch touches the face's alpha.
         x, y = patch.origin
         h, w = patch.image.shape[:2]
-        roi_h, roi_w = item.roi.shape[:2]
+        roi_w, roi_h = item.size
         assert h * w < roi_h * roi_w
         assert item.origin[0] <= x and x + w <= item.origin[0] + roi_w
         assert item.origin[1] <= y and y + h <= item.origin[1] + roi_h
@@ -88,3 +90,35 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
     monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", "gif")
     with pytest.raises(InvalidInputError, match="raw or png"):
         remote.RemoteStages(addresses)
+
+
+def test_only_seamless_cloning_sends_the_frames_pixels(
+    blender_server: ServerProcess, data: Path
+) -> None:
+    import grpc
+
+    from swapline.v1 import blender_pb2, blender_pb2_grpc
+
+    addresses = remote.StageAddresses(*(blender_server.address,) * 5)
+    embedded = EmbeddedStages(REPO / "models" / "repository")
+    stages = remote.RemoteStages(addresses)
+    try:
+        plain, with_pixels = blend_items(data, 2), blend_items(data, 2, with_pixels=True)
+        stages.blend(plain, BlendOptions())
+        without = stages.bytes_sent
+        seamless = BlendOptions(seamless_clone=True)
+        got = stages.blend(with_pixels, seamless)
+        assert stages.bytes_sent - without > 2 * without  # the ROIs went too
+        for a, b in zip(got, embedded.blend(with_pixels, seamless), strict=True):
+            assert a.origin == b.origin and np.array_equal(a.image, b.image)
+        with pytest.raises(InvalidInputError, match="seamless_clone needs region.image"):
+            stages.blend(plain, seamless)
+        stub = blender_pb2_grpc.BlenderStub(stages.channels["blender"])
+        bare = blender_pb2.BlendRequest(items=[blender_pb2.BlendItem()])
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Blend(bare)
+        assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "region_size and original_face" in str(error.value.details())
+    finally:
+        stages.close()
+        embedded.close()

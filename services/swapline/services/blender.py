@@ -65,7 +65,12 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
     ) -> blender_pb2.BlendResponse:
         count = require_batch(request.items, self.config, "items")
         require_pixel_budget(
-            [image for item in request.items for image in (item.region.image, item.swapped_face)],
+            [
+                image
+                for item in request.items
+                # region_size: the patch to produce when the pixels are not sent
+                for image in (item.region.image, item.region_size, item.swapped_face)
+            ],
             self.config,
         )
         options = blend_options(request.options)
@@ -78,7 +83,25 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
         response = blender_pb2.BlendResponse()
         limit = self.config.max_frame_pixels
         for i, item in enumerate(request.items):
-            roi = wire.decode_image_message(item.region.image, f"items[{i}].region.image", limit)
+            roi = None
+            if item.region.image.width:
+                roi = wire.decode_image_message(
+                    item.region.image, f"items[{i}].region.image", limit
+                )
+            original = None
+            if item.original_face.width:
+                original = wire.decode_image_message(
+                    item.original_face, f"items[{i}].original_face", limit
+                )
+            size = (item.region_size.width, item.region_size.height)
+            if roi is None and (original is None or min(size) < 1):
+                raise InvalidInputError(
+                    f"items[{i}]: region.image, or region_size and original_face, are required"
+                )
+            if roi is None and options.seamless_clone:
+                raise InvalidInputError(f"items[{i}]: seamless_clone needs region.image")
+            if roi is None and size[0] * size[1] > limit:
+                raise InvalidInputError(f"items[{i}].region_size exceeds max_frame_pixels")
             face = wire.decode_image_message(item.swapped_face, f"items[{i}].swapped_face", limit)
             if face.ndim != 3 or face.shape[0] != face.shape[1]:
                 raise InvalidInputError(f"items[{i}].swapped_face must be a square colour crop")
@@ -98,6 +121,8 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
                 wire.affine_array(item.crop_to_frame),
                 options,
                 composite=False,
+                original=original,
+                size=size,
             )
             patch, (dx, dy) = trim_to_alpha(patch)
             response.patches.append(

@@ -160,7 +160,7 @@ def transfer_color(
 
 
 def blend_face(
-    roi: np.ndarray,
+    roi: np.ndarray | None,
     origin: tuple[int, int],
     swapped: np.ndarray,
     swapped_mask: np.ndarray | None,
@@ -168,6 +168,8 @@ def blend_face(
     crop_to_frame: np.ndarray,
     options: BlendOptions,
     composite: bool = True,
+    original: np.ndarray | None = None,
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """The ROI with the swapped face pasted in. ``roi`` is the frame's pixels
     at ``origin``; ``swapped`` and the masks are aligned crops; the matrix
@@ -175,12 +177,24 @@ def blend_face(
 
     With ``composite=False`` the result is BGRA: the face to paste and its
     alpha, for a receiver that composites patches itself (independent
-    patches of overlapping faces then do not overwrite each other).
+    patches of overlapping faces then do not overwrite each other). Then,
+    unless seamless cloning is on, the ROI's pixels are not needed: pass
+    ``roi=None``, its ``size`` (width, height) and the ``original`` face as an
+    aligned crop (whose colours colour transfer matches).
     """
-    size = swapped.shape[0]
-    if swapped.shape != (size, size, 3) or swapped.dtype != np.uint8:
+    crop = swapped.shape[0]
+    if swapped.shape != (crop, crop, 3) or swapped.dtype != np.uint8:
         raise InvalidInputError("swapped face must be a square BGR uint8 crop")
-    mask = _combined_mask(size, swapped_mask, hull_mask)
+    if original is not None and original.shape != swapped.shape:
+        raise InvalidInputError("the original face must be a crop of the swapped face's size")
+    if roi is None:
+        if size is None or original is None or min(size) < 1:
+            raise InvalidInputError(
+                "without the region's pixels, give its size and the original face"
+            )
+        if composite or options.seamless_clone:
+            raise InvalidInputError("compositing and seamless cloning need the region's pixels")
+    mask = _combined_mask(crop, swapped_mask, hull_mask)
     face_size = float(np.sqrt((mask > 127).sum())) or 1.0
     erode = round(options.erode * face_size)
     if erode > 0:
@@ -189,20 +203,26 @@ def blend_face(
     if feather > 0:
         mask = cv2.GaussianBlur(mask, (2 * feather + 1,) * 2, 0)
 
-    # Frame ROI pixels -> crop, for the colour statistics of the face replaced.
     to_roi = crop_to_frame.copy()
     to_roi[:, 2] -= np.asarray(origin, np.float64)
-    height, width = roi.shape[:2]
-    original = cv2.warpAffine(
-        roi,
-        to_roi,
-        (size, size),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    if roi is not None:
+        height, width = roi.shape[:2]
+    else:
+        assert size is not None
+        width, height = size
+    if original is None:
+        assert roi is not None
+        # Frame ROI pixels -> crop, for the colour statistics of the face replaced.
+        original = cv2.warpAffine(
+            roi,
+            to_roi,
+            (crop, crop),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     face = transfer_color(swapped, original, mask, options.color_transfer)
     if options.sharpen > 0:
-        blurred = cv2.GaussianBlur(face, (0, 0), max(1.0, size / 128))
+        blurred = cv2.GaussianBlur(face, (0, 0), max(1.0, crop / 128))
         face = cv2.addWeighted(face, 1 + options.sharpen, blurred, -options.sharpen, 0)
 
     warped_face = cv2.warpAffine(
@@ -216,7 +236,7 @@ def blend_face(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0,),
     )
-    if options.seamless_clone and (alpha > 127).any():
+    if options.seamless_clone and roi is not None and (alpha > 127).any():
         binary = (alpha > 127).astype(np.uint8) * 255
         ys, xs = np.nonzero(binary)
         centre = (int((xs.min() + xs.max()) // 2), int((ys.min() + ys.max()) // 2))
@@ -225,6 +245,7 @@ def blend_face(
             warped_face = cv2.seamlessClone(warped_face, roi, binary, centre, cv2.NORMAL_CLONE)
     if not composite:
         return cv2.merge([*cv2.split(warped_face), alpha])
+    assert roi is not None
     return composite_patch(roi, warped_face, alpha)
 
 

@@ -38,18 +38,22 @@ class BlendOptions(_message.Message):
     def __init__(self, color_transfer: _Optional[_Union[ColorTransfer, str]] = ..., erode: _Optional[float] = ..., feather: _Optional[float] = ..., seamless_clone: _Optional[bool] = ..., sharpen: _Optional[float] = ..., output_encoding: _Optional[_Union[_common_pb2.ImageEncoding, str]] = ...) -> None: ...
 
 class BlendItem(_message.Message):
-    __slots__ = ("region", "swapped_face", "swapped_mask", "hull_mask", "crop_to_frame")
+    __slots__ = ("region", "swapped_face", "swapped_mask", "hull_mask", "crop_to_frame", "original_face", "region_size")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SWAPPED_FACE_FIELD_NUMBER: _ClassVar[int]
     SWAPPED_MASK_FIELD_NUMBER: _ClassVar[int]
     HULL_MASK_FIELD_NUMBER: _ClassVar[int]
     CROP_TO_FRAME_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_FACE_FIELD_NUMBER: _ClassVar[int]
+    REGION_SIZE_FIELD_NUMBER: _ClassVar[int]
     region: _common_pb2.FaceRegion
     swapped_face: _common_pb2.Image
     swapped_mask: _common_pb2.Image
     hull_mask: _common_pb2.Image
     crop_to_frame: _common_pb2.Affine2x3
-    def __init__(self, region: _Optional[_Union[_common_pb2.FaceRegion, _Mapping]] = ..., swapped_face: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., swapped_mask: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., hull_mask: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., crop_to_frame: _Optional[_Union[_common_pb2.Affine2x3, _Mapping]] = ...) -> None: ...
+    original_face: _common_pb2.Image
+    region_size: _common_pb2.Size
+    def __init__(self, region: _Optional[_Union[_common_pb2.FaceRegion, _Mapping]] = ..., swapped_face: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., swapped_mask: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., hull_mask: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., crop_to_frame: _Optional[_Union[_common_pb2.Affine2x3, _Mapping]] = ..., original_face: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., region_size: _Optional[_Union[_common_pb2.Size, _Mapping]] = ...) -> None: ...
 
 class BlendRequest(_message.Message):
     __slots__ = ("items", "options")

@@ -28,8 +28,9 @@ if _version_not_supported:
 class BlenderStub:
     """Pastes swapped faces back. Works on the frame's region of interest under
     each face only, so its cost and bytes do not depend on the frame size: the
-    caller sends the region, gets back the blended region, and the encoder
-    pastes it into the frame.
+    caller names the region (and sends its pixels only for seamless cloning),
+    gets back the blended face with its alpha, and the encoder pastes it into
+    the frame.
     """
 
     def __init__(self, channel):
@@ -48,8 +49,9 @@ class BlenderStub:
 class BlenderServicer:
     """Pastes swapped faces back. Works on the frame's region of interest under
     each face only, so its cost and bytes do not depend on the frame size: the
-    caller sends the region, gets back the blended region, and the encoder
-    pastes it into the frame.
+    caller names the region (and sends its pixels only for seamless cloning),
+    gets back the blended face with its alpha, and the encoder pastes it into
+    the frame.
     """
 
     def Blend(self, request, context):
@@ -77,8 +79,9 @@ def add_BlenderServicer_to_server(servicer, server):
 class Blender:
     """Pastes swapped faces back. Works on the frame's region of interest under
     each face only, so its cost and bytes do not depend on the frame size: the
-    caller sends the region, gets back the blended region, and the encoder
-    pastes it into the frame.
+    caller names the region (and sends its pixels only for seamless cloning),
+    gets back the blended face with its alpha, and the encoder pastes it into
+    the frame.
     """
 
     @staticmethod
