@@ -319,11 +319,12 @@ def frame_patches(
 ) -> Iterator[FramePatches]:
     """The blended patches of every frame of ``source``, in order.
 
-    Detection, alignment, swapping and blending each run on a thread of
-    their own, a window apart: with stages over gRPC, every server works at
-    once instead of waiting for the one before. Past alignment a window
-    holds only the pixels under its faces, so the pipeline's depth costs
-    little memory.
+    Analysis (detection and alignment), swapping and blending each run on a
+    thread of their own, a window apart: with stages over gRPC, servers work
+    at once instead of waiting for the one before. Full frames stay only
+    until their window is analysed (a thread of its own for detection would
+    keep twice as many, for little gain); past that a window holds where
+    its faces are, so the later stages' depth costs little memory.
     """
     with open_media(source) as reader:
         if reader.info.kind == "image":
@@ -334,16 +335,11 @@ def frame_patches(
         first = max(4, options.min_track_frames)
         share = stages.takes_decoded_frames and reader.info.kind == "video"
 
-        def detected() -> Iterator[tuple[list[Frame], list[list[Scored]]]]:
+        def judged() -> Iterator[Judged]:
             frames = reader.frames(keep_decoded=share)
             for window in _windows(frames, options.window, first):
                 _check(cancelled)
-                yield window, swapper.detect(window, progress)
-
-        def judged() -> Iterator[Judged]:
-            for window, boxes in read_ahead(detected(), depth=1):
-                _check(cancelled)
-                yield from swapper.judge(window, swapper.align(window, boxes, progress))
+                yield from swapper.analyse(window, progress, cancelled)
             yield from swapper.flush_analysed()
 
         def swapped() -> Iterator[Swapped]:
@@ -641,7 +637,7 @@ def swap_file(
     progress = Progress()
     patches = read_ahead(
         frame_patches(source, stages, options, progress, on_progress, cancelled),
-        depth=2 * options.window,
+        depth=options.window,
         background=True,
     )
     summary = stages.encode(source, output, patches, options.encode, options.model)
