@@ -111,7 +111,7 @@ def test_only_seamless_cloning_sends_the_frames_pixels(
         assert stages.bytes_sent - without > 2 * without  # the ROIs went too
         for a, b in zip(got, embedded.blend(with_pixels, seamless), strict=True):
             assert a.origin == b.origin and np.array_equal(a.image, b.image)
-        with pytest.raises(InvalidInputError, match="seamless_clone needs region.image"):
+        with pytest.raises(InvalidInputError, match=r"seamless_clone needs region\.image"):
             stages.blend(plain, seamless)
         stub = blender_pb2_grpc.BlenderStub(stages.channels["blender"])
         bare = blender_pb2.BlendRequest(items=[blender_pb2.BlendItem()])
