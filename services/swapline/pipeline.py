@@ -144,7 +144,9 @@ class EmbeddedStages:
         workers: int | None = None,
     ) -> None:
         self.repository = ModelRepository(repository)
-        self.engine = OnnxEngine(self.repository)
+        # Inference on the (background-priority) swapping thread itself: an
+        # ONNX Runtime pool thread would run at the encoder's priority.
+        self.engine = OnnxEngine(self.repository, threads=1)
         self.detector = FaceDetector(detector)
         self.near_detector = FaceDetector(replace(NEAR_CONFIG, model=self.detector.config.model))
         self.workers = workers or os.cpu_count() or 1
