@@ -60,17 +60,16 @@ _DONE = object()
 BACKGROUND_NICE = int(os.environ.get("SWAPLINE_BACKGROUND_NICE", "10"))
 
 
-def lower_thread_priority(nice: int | None = None) -> None:
-    """Lowers the calling thread's scheduling priority to ``nice`` (default
-    BACKGROUND_NICE); threads it starts later inherit it. Linux only (there
-    a thread has a nice value of its own); never raises."""
-    nice = BACKGROUND_NICE if nice is None else nice
-    if not sys.platform.startswith("linux") or nice <= 0:
+def lower_thread_priority() -> None:
+    """Lowers the calling thread's scheduling priority to BACKGROUND_NICE;
+    threads it starts later inherit it. Linux only (there a thread has a
+    nice value of its own); never raises."""
+    if not sys.platform.startswith("linux") or BACKGROUND_NICE <= 0:
         return
     with contextlib.suppress(OSError):
         thread = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, thread) < nice:
-            os.setpriority(os.PRIO_PROCESS, thread, nice)
+        if os.getpriority(os.PRIO_PROCESS, thread) < BACKGROUND_NICE:
+            os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)
 
 
 def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> Iterator[Out]:

@@ -32,13 +32,7 @@ from swapline.stages.align import (
     RegionInput,
     region_around,
 )
-from swapline.stages.blend import (
-    BlendOptions,
-    blend_face,
-    mask_footprint,
-    roi_of,
-    trim_to_alpha,
-)
+from swapline.stages.blend import BlendOptions, blend_patch, mask_footprint, roi_of
 from swapline.stages.blend import prepare as prepare_blending
 from swapline.stages.detect import (
     NEAR_CONFIG,
@@ -187,21 +181,18 @@ class EmbeddedStages:
 
     def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[Patch]:
         def one(item: BlendItem) -> Patch:
-            patch, (dx, dy) = trim_to_alpha(
-                blend_face(
-                    item.roi,
-                    item.origin,
-                    item.swapped,
-                    item.swapped_mask,
-                    item.hull_mask,
-                    item.crop_to_frame,
-                    options,
-                    composite=False,
-                    original=item.original,
-                    size=item.size,
-                )
+            patch, origin = blend_patch(
+                item.roi,
+                item.origin,
+                item.swapped,
+                item.swapped_mask,
+                item.hull_mask,
+                item.crop_to_frame,
+                options,
+                original=item.original,
+                size=item.size,
             )
-            return Patch((item.origin[0] + dx, item.origin[1] + dy), patch)
+            return Patch(origin, patch)
 
         return list(map(one, items))
 

@@ -14,7 +14,7 @@ from swapline.runtime.server import (
     require_batch,
     require_pixel_budget,
 )
-from swapline.stages.blend import BlendOptions, ColorTransfer, blend_face, prepare, trim_to_alpha
+from swapline.stages.blend import BlendOptions, ColorTransfer, blend_patch, prepare
 from swapline.v1 import blender_pb2, blender_pb2_grpc
 from swapline.v1 import common_pb2 as pb
 
@@ -112,7 +112,7 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
             if any(m is not None and m.ndim != 2 for m in masks):
                 raise InvalidInputError(f"items[{i}]: masks must be GRAY8")
             origin = (round(item.region.origin.x), round(item.region.origin.y))
-            patch = blend_face(
+            patch, (x, y) = blend_patch(
                 roi,
                 origin,
                 face,
@@ -120,17 +120,15 @@ class BlenderServicer(blender_pb2_grpc.BlenderServicer):
                 masks[1],
                 wire.affine_array(item.crop_to_frame),
                 options,
-                composite=False,
                 original=original,
                 size=size,
             )
-            patch, (dx, dy) = trim_to_alpha(patch)
             response.patches.append(
                 blender_pb2.Patch(
                     frame=item.region.frame,
                     face_index=item.region.face_index,
                     image=wire.image_message(patch, request.options.output_encoding),
-                    origin=pb.Point(x=origin[0] + dx, y=origin[1] + dy),
+                    origin=pb.Point(x=x, y=y),
                 )
             )
         metrics.STAGE_ITEMS.labels("blender", "faces").inc(len(request.items))

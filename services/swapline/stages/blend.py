@@ -257,6 +257,36 @@ def composite_patch(under: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> n
     return blended
 
 
+def blend_patch(
+    roi: np.ndarray | None,
+    origin: tuple[int, int],
+    swapped: np.ndarray,
+    swapped_mask: np.ndarray | None,
+    hull_mask: np.ndarray | None,
+    crop_to_frame: np.ndarray,
+    options: BlendOptions,
+    original: np.ndarray | None = None,
+    size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`blend_face` without compositing, cut to what its alpha covers:
+    the BGRA patch and where it goes in the frame."""
+    patch, (dx, dy) = trim_to_alpha(
+        blend_face(
+            roi,
+            origin,
+            swapped,
+            swapped_mask,
+            hull_mask,
+            crop_to_frame,
+            options,
+            composite=False,
+            original=original,
+            size=size,
+        )
+    )
+    return patch, (origin[0] + dx, origin[1] + dy)
+
+
 def trim_to_alpha(patch: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """A BGRA patch cut to the rectangle its alpha covers, and that
     rectangle's top-left corner within the patch. A face's mask leaves much

@@ -350,7 +350,9 @@ def _write_decoded(
     waiting = next(audio, None)
     index = 0
     for item in items:
-        if item.index != index or item.frame is None:
+        if item.index != index:
+            raise InvalidInputError(f"patches for frame {item.index} arrived for frame {index}")
+        if item.frame is None:
             raise InvalidInputError(f"frame {item.index} arrived without its decoded frame")
         frame = item.frame
         until = float((frame.pts or 0) * (frame.time_base or 0))
