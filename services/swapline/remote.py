@@ -30,10 +30,17 @@ from swapline.errors import (
     PermissionDeniedError,
     SwaplineError,
 )
+from swapline.media import grey
 from swapline.services.aligner import FACE_TYPE_MESSAGES
 from swapline.services.blender import blend_options_message
 from swapline.services.encoder import encode_options_message
-from swapline.stages.align import AlignedCrop, AlignedFace, AlignOptions, RegionInput
+from swapline.stages.align import (
+    AlignedCrop,
+    AlignedFace,
+    AlignOptions,
+    RegionInput,
+    warp_crop,
+)
 from swapline.stages.blend import BlendOptions
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, Scored
 from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch
@@ -255,6 +262,8 @@ class _RemoteAlign:
                 size=options.size,
                 face_type=FACE_TYPE_MESSAGES[options.face_type],
                 smoothing=options.smoothing,
+                skip_crop=True,
+                skip_mask=not options.with_mask,
             ),
         )
 
@@ -265,7 +274,8 @@ class _RemoteAlign:
                 pb.FaceRegion(
                     frame=pb.FrameRef(index=r.frame_index),
                     face_index=r.face_index,
-                    image=wire.image_message(np.ascontiguousarray(r.image), MEASURE_ENCODING),
+                    # The landmark predictor reads intensity only.
+                    image=wire.image_message(grey(r.image), MEASURE_ENCODING, lossy_grey=True),
                     origin=pb.Point(x=r.origin[0], y=r.origin[1]),
                     box=wire.box_message(r.box),
                     score=r.score,
@@ -277,6 +287,7 @@ class _RemoteAlign:
         out = []
         for region, face in zip(regions, response.faces, strict=True):
             landmarks = wire.landmarks_array(face.landmarks)
+            frame_to_crop = wire.affine_array(face.frame_to_crop)
             out.append(
                 AlignedFace(
                     frame_index=region.frame_index,
@@ -285,9 +296,17 @@ class _RemoteAlign:
                     landmarks=landmarks,
                     raw_landmarks=landmarks,
                     aligned=AlignedCrop(
-                        crop=wire.decode_image_message(face.crop),
-                        mask=wire.decode_image_message(face.mask),
-                        frame_to_crop=wire.affine_array(face.frame_to_crop),
+                        # Cut here from the lossless pixels the aligner
+                        # never needed: it measured a grey JPEG.
+                        crop=(
+                            warp_crop(region.image, frame_to_crop, self.options.size, region.origin)
+                            if self.options.with_crop
+                            else None
+                        ),
+                        mask=(
+                            wire.decode_image_message(face.mask) if face.HasField("mask") else None
+                        ),
+                        frame_to_crop=frame_to_crop,
                         crop_to_frame=wire.affine_array(face.crop_to_frame),
                         crop_landmarks=wire.landmarks_array(face.crop_landmarks),
                     ),
@@ -342,7 +361,8 @@ class RemoteStages:
             height, width = item.image.shape[:2]
             source = item.source_size or (width, height)
             scale = 1.0 if near else min(1.0, DETECT_SIDE / max(width, height))
-            image = item.image
+            # The default detector (HOG) reads intensity only.
+            image = grey(item.image)
             if scale < 1.0:
                 image = cv2.resize(
                     image,
@@ -352,7 +372,7 @@ class RemoteStages:
             request.frames.append(
                 detector_pb2.DetectFrame(
                     frame=pb.FrameRef(index=item.index),
-                    image=wire.image_message(image, MEASURE_ENCODING),
+                    image=wire.image_message(image, MEASURE_ENCODING, lossy_grey=True),
                     source_size=pb.Size(width=source[0], height=source[1]),
                     origin=pb.Point(x=item.origin[0], y=item.origin[1]),
                 )

@@ -96,10 +96,13 @@ def decode_image_message(
 
 
 def image_message(
-    image: np.ndarray, encoding: pb.ImageEncoding = pb.IMAGE_ENCODING_UNSPECIFIED
+    image: np.ndarray,
+    encoding: pb.ImageEncoding = pb.IMAGE_ENCODING_UNSPECIFIED,
+    lossy_grey: bool = False,
 ) -> pb.Image:
     """An Image message from a BGR (HxWx3), BGRA (HxWx4) or grey (HxW) uint8
-    array."""
+    array. Grey images are masks unless ``lossy_grey`` says they are
+    intensity to measure: JPEG applies to them only then."""
     height, width = image.shape[:2]
     grey = image.ndim == 2
     if grey:
@@ -113,7 +116,7 @@ def image_message(
         return pb.Image(
             width=width, height=height, pixel_format=fmt, raw=np.ascontiguousarray(image).tobytes()
         )
-    if (grey or fmt == pb.PIXEL_FORMAT_BGRA8) and name == "jpeg":
+    if ((grey and not lossy_grey) or fmt == pb.PIXEL_FORMAT_BGRA8) and name == "jpeg":
         name, encoding = "png", pb.IMAGE_ENCODING_PNG  # masks and alpha stay lossless
     return pb.Image(
         width=width,

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from swapline.errors import InvalidInputError
+from swapline.media import grey, open_media
 from swapline.stages.align import (
     TEMPLATE_68,
     AlignOptions,
@@ -17,6 +20,7 @@ from swapline.stages.align import (
     region_around,
     transform_points,
     umeyama,
+    warp_crop,
 )
 
 
@@ -99,3 +103,30 @@ def test_session_refuses_a_box_outside_its_region() -> None:
     region = RegionInput(0, 0, np.zeros((100, 100, 3), np.uint8), (500.0, 500.0), (0, 0, 50, 50))
     with pytest.raises(InvalidInputError, match="outside"):
         session.align([region])
+
+
+def test_landmarks_from_a_grey_region_match_those_from_colour(data: Path) -> None:
+    with open_media(data / "s18.mp4") as reader:
+        frame = next(reader.frames()).image
+    box = (656.0, 130.0, 906.0, 380.0)  # the detector's box on this frame
+    x0, y0, x1, y1 = region_around(box, (1280, 720))
+    region = frame[y0:y1, x0:x1]
+    colour = RegionInput(0, 0, region, (float(x0), float(y0)), box)
+    intensity = RegionInput(0, 0, grey(region), (float(x0), float(y0)), box)
+    landmarks_only = AlignOptions(size=64, with_crop=False)
+    from_colour = AlignSession(landmarks_only).align([colour])[0]
+    from_grey = AlignSession(landmarks_only).align([intensity])[0]
+    np.testing.assert_array_equal(from_grey.landmarks, from_colour.landmarks)
+    assert from_grey.aligned.crop is None and from_grey.aligned.mask is not None
+    # The crop, cut apart from the measuring, is the one align_face cuts.
+    crop = warp_crop(region, from_grey.aligned.frame_to_crop, 64, (float(x0), float(y0)))
+    full = AlignSession(AlignOptions(size=64)).align([colour])[0]
+    assert full.aligned.crop is not None
+    np.testing.assert_array_equal(crop, full.aligned.crop)
+
+
+def test_a_grey_region_gives_no_crop_or_embedding() -> None:
+    region = RegionInput(0, 0, np.zeros((100, 100), np.uint8), (0.0, 0.0), (10, 10, 90, 90))
+    for options in (AlignOptions(), AlignOptions(with_crop=False, embeddings=True)):
+        with pytest.raises(InvalidInputError, match="grey face region"):
+            AlignSession(options).align([region])

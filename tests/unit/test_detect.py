@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from swapline.errors import InvalidInputError
-from swapline.media import open_media
+from swapline.media import grey, open_media
 from swapline.stages.detect import (
     NEAR_CONFIG,
     Detection,
@@ -92,3 +93,24 @@ def test_cnn_detector_finds_the_face(data: Path) -> None:
 def test_bad_config() -> None:
     with pytest.raises(InvalidInputError):
         FaceDetector(DetectorConfig(max_side=10))
+
+
+def test_hog_reads_intensity_so_a_grey_frame_finds_the_same_boxes(data: Path) -> None:
+    frame = first_frame(data / "s18.mp4")
+    from_colour = FaceDetector().detect(frame)
+    from_grey = FaceDetector().detect(grey(frame))
+    assert len(from_colour) == 1
+    assert from_grey == from_colour
+
+
+@pytest.mark.slow
+def test_the_cnn_detector_takes_a_grey_frame_too(data: Path) -> None:
+    frame = first_frame(data / "d10.mp4")
+    config = DetectorConfig(model=DetectorModel.CNN, max_side=320)
+    faces = FaceDetector(config).detect(grey(frame))
+    assert len(faces) == 1 and faces[0].score > 0.5
+
+
+def test_an_image_with_two_channels_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="BGR or grey"):
+        FaceDetector().detect(np.zeros((64, 64, 2), np.uint8))

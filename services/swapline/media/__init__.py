@@ -5,6 +5,7 @@ from swapline.media._image import (
     IMAGE_SUFFIXES,
     decode_image,
     encode_image,
+    grey,
     probe_image_size,
     to_bgr8,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "MediaReader",
     "decode_image",
     "encode_image",
+    "grey",
     "open_media",
     "probe_image_size",
     "to_bgr8",

@@ -20,6 +20,7 @@ import numpy as np
 
 from swapline import dlib_models
 from swapline.errors import InvalidInputError
+from swapline.media import grey
 from swapline.stages.track import DEFAULT_SMOOTHING, FaceTracker
 
 # fmt: off
@@ -169,19 +170,29 @@ def align_face(
     frame_to_crop = frame_to_crop_matrix(landmarks, size, face_type)
     crop_to_frame = invert_affine(frame_to_crop)
     crop_landmarks = transform_points(frame_to_crop, landmarks)
-    crop = None
-    if with_crop:
-        region_to_crop = frame_to_crop.copy()
-        region_to_crop[:, 2] += frame_to_crop[:, :2] @ np.asarray(origin, np.float64)
-        crop = cv2.warpAffine(
-            image,
-            region_to_crop,
-            (size, size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+    crop = warp_crop(image, frame_to_crop, size, origin) if with_crop else None
     mask = hull_mask(crop_landmarks, size, face_type) if with_mask else None
     return AlignedCrop(crop, mask, frame_to_crop, crop_to_frame, crop_landmarks)
+
+
+def warp_crop(
+    image: np.ndarray,
+    frame_to_crop: np.ndarray,
+    size: int,
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """The ``size`` x ``size`` crop that ``frame_to_crop`` cuts from
+    ``image``, a region of the frame whose top-left corner is ``origin``."""
+    region_to_crop = np.array(frame_to_crop, np.float64)
+    region_to_crop[:, 2] += region_to_crop[:, :2] @ np.asarray(origin, np.float64)
+    crop: np.ndarray = cv2.warpAffine(
+        image,
+        region_to_crop,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return crop
 
 
 def find_landmarks(
@@ -192,16 +203,16 @@ def find_landmarks(
     """The 68 landmarks (frame coordinates) of the face in ``box``.
 
     ``image`` is the frame or a region of it whose top-left corner sits at
-    ``origin``; ``box`` is in frame coordinates.
+    ``origin``, BGR or grey (the predictor reads intensity only); ``box`` is
+    in frame coordinates.
     """
     ox, oy = origin
     left, top, right, bottom = box
     rect = dlib.rectangle(
         round(left - ox), round(top - oy), round(right - ox) - 1, round(bottom - oy) - 1
     )
-    rgb = _rgb(image)
     with dlib_models.using(dlib_models.LANDMARKS_68) as predictor:
-        shape = predictor(rgb, rect)
+        shape = predictor(grey(image), rect)
     points = np.array([[p.x, p.y] for p in shape.parts()], np.float64)
     return points + np.array([ox, oy])
 
@@ -314,7 +325,7 @@ class AlignSession:
         """
         measured = []
         for region in regions:
-            _check_region(region)
+            _check_region(region, self.options)
             landmarks = find_landmarks(region.image, region.box, region.origin)
             embedding = (
                 face_embedding(region.image, landmarks, region.origin)
@@ -367,10 +378,16 @@ class AlignSession:
         return [r for r in results if r is not None]
 
 
-def _check_region(region: RegionInput) -> None:
+def _check_region(region: RegionInput, options: AlignOptions) -> None:
     image = region.image
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InvalidInputError("face region must be a BGR uint8 image")
+    if image.dtype != np.uint8 or not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+    ):
+        raise InvalidInputError("face region must be a BGR or grey uint8 image")
+    if image.ndim == 2 and (options.with_crop or options.embeddings):
+        raise InvalidInputError(
+            "a grey face region gives landmarks only: crops and embeddings need colour"
+        )
     left, top, right, bottom = region.box
     if not (right > left and bottom > top) or not all(np.isfinite(region.box)):
         raise InvalidInputError(f"invalid face box {region.box}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from swapline import dlib_models
 from swapline.errors import InvalidInputError
+from swapline.media import grey
 
 
 class DetectorModel(StrEnum):
@@ -177,20 +178,21 @@ class FaceDetector:
         source_size: tuple[int, int] | None = None,
         origin: tuple[float, float] = (0.0, 0.0),
     ) -> list[Detection]:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InvalidInputError("detector expects a BGR uint8 image")
+        if image.dtype != np.uint8 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+        ):
+            raise InvalidInputError("detector expects a BGR or grey uint8 image")
         height, width = image.shape[:2]
         src_w, src_h = source_size or (width, height)
         scale, upsample = detection_scale(width, height, self.config)
-        small = image
+        small = image if self.reads_colour else grey(image)
         if scale < 1.0:
             small = cv2.resize(
-                image,
+                small,
                 (max(1, round(width * scale)), max(1, round(height * scale))),
                 interpolation=cv2.INTER_AREA,
             )
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        found = self._run(rgb, upsample)
+        found = self._run(small, upsample)
         to_src_x = src_w / small.shape[1]
         to_src_y = src_h / small.shape[0]
         faces = []
@@ -206,10 +208,18 @@ class FaceDetector:
                 faces.append(det)
         return faces
 
+    @property
+    def reads_colour(self) -> bool:
+        """Whether colour helps: HOG reads intensity only, so callers may
+        send grey images (a third of the bytes)."""
+        return self.config.model is DetectorModel.CNN
+
     def _run(
-        self, rgb: np.ndarray, upsample: int
+        self, image: np.ndarray, upsample: int
     ) -> list[tuple[float, float, float, float, float]]:
         if self.config.model is DetectorModel.CNN:
+            code = cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB
+            rgb = cv2.cvtColor(image, code)
             with dlib_models.using(dlib_models.CNN_DETECTOR) as cnn:
                 found = cnn(rgb, upsample)
             return [
@@ -219,7 +229,7 @@ class FaceDetector:
         with dlib_models.using(dlib_models.HOG) as hog:
             # A negative threshold lets min_score filter afterwards; dlib's
             # own default (0) is kept when min_score is 0.
-            rects, scores, _ = hog.run(rgb, upsample, min(0.0, self.config.min_score))
+            rects, scores, _ = hog.run(grey(image), upsample, min(0.0, self.config.min_score))
         return [
             (r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s))
             for r, s in zip(rects, scores, strict=True)
