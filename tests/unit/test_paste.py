@@ -124,3 +124,29 @@ def test_a_frame_missing_its_decoded_picture_fails_and_leaves_no_file(
     with pytest.raises(InvalidInputError, match="frame 5 arrived without its decoded frame"):
         encode(source, tmp_path / "out.mp4", items())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compositing_in_yuv_matches_compositing_the_decoded_picture(data: Path) -> None:
+    frame = first_frame(data)
+    before = frame.to_ndarray()
+    height, width = frame.height, frame.width
+    picture = cv2.cvtColor(before, cv2.COLOR_YUV2BGR_I420)
+    # A patch of real colours (another part of the picture), feathered disc.
+    patch = disc_patch(120, 44)
+    patch[..., :3] = picture[200:320, 300:420]
+    origin = (101, 51)
+    after = paste_yuv(frame, [Patch(origin, patch)]).to_ndarray()
+    # The reference: composited over the decoded picture, per pixel in BGR.
+    expected = picture.copy()
+    region = (slice(51, 171), slice(101, 221))
+    weight = patch[..., 3:].astype(np.float64) / 255
+    expected[region] = np.rint(patch[..., :3] * weight + picture[region] * (1 - weight))
+    # Where the patch is opaque, its own luma exactly (but for rounding).
+    opaque = np.zeros((height, width), bool)
+    opaque[region] = patch[..., 3] == 255
+    expected_luma = cv2.cvtColor(expected, cv2.COLOR_BGR2YUV_I420)[:height]
+    assert opaque.sum() > 3000
+    assert np.abs(after[:height].astype(int) - expected_luma)[opaque].max() <= 1
+    got = cv2.cvtColor(after, cv2.COLOR_YUV2BGR_I420)[region].astype(np.float64)
+    error = np.mean((got - expected[region]) ** 2)
+    assert 10 * np.log10(255**2 / error) > 42  # chroma: 2x2 means, not per pixel

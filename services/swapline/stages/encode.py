@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import av
 import cv2
@@ -101,14 +101,20 @@ def paste(image: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
     return image
 
 
+# BGR -> chroma (U, V), ITU-R BT.601 limited range as in OpenCV's I420
+# conversions and H.264's yuv420p; the 128 offset is added separately.
+_BGR_TO_CHROMA = np.array([[112.0, -74.203, -37.797], [-18.214, -93.786, 112.0]], np.float32) / 255
+
+
 def paste_yuv(
     frame: av.VideoFrame, patches: list[Patch], converter: VideoReformatter | None = None
 ) -> av.VideoFrame:
-    """Pastes patches into a frame's YUV 4:2:0 planes. Only the patched
-    rectangles are converted to BGR and back, and only the pixels a patch
-    covers (alpha above 0) are written: every other pixel keeps the decoded
-    source's exact values (a BGR round trip of the whole frame would cost
-    about 3 dB)."""
+    """Pastes patches into a copy of a frame's YUV 4:2:0 planes, compositing
+    in Y'CbCr: the patch is converted, never the frame. Luma is blended per
+    pixel; each chroma sample gets the alpha-weighted mean of the patch's
+    chroma over its four pixels. Pixels and chroma samples no patch covers
+    keep the decoded source's exact values (a BGR round trip of the whole
+    frame would cost about 3 dB)."""
     if frame.format.name != "yuv420p":
         frame = (converter or VideoReformatter()).reformat(frame, format="yuv420p", threads=1)
     if not patches:
@@ -116,46 +122,68 @@ def paste_yuv(
         frame.pict_type = PictureType.NONE
         return frame
     height, width = frame.height, frame.width
-    yuv = frame.to_ndarray()
-    luma = yuv[:height]
-    u_plane = yuv[height : height + height // 4].reshape(height // 2, width // 2)
-    v_plane = yuv[height + height // 4 :].reshape(height // 2, width // 2)
+    out = av.VideoFrame(width, height, "yuv420p")
+    planes = _planes(out)
+    for source, target in zip(_planes(frame), planes, strict=True):
+        target[...] = source
     for whole in patches:
         x, y = whole.origin
         h, w = whole.image.shape[:2]
         if x < 0 or y < 0 or y + h > height or x + w > width:
             raise InvalidInputError(f"patch at {whole.origin} of {w}x{h} leaves the frame")
         patch = _trimmed(whole)
-        if patch is None:
-            continue
-        x, y = patch.origin
-        h, w = patch.image.shape[:2]
-        # The rectangle on even coordinates, as 4:2:0 chroma needs.
-        x0, y0 = x - x % 2, y - y % 2
-        x1, y1 = min(width, x + w + (x + w) % 2), min(height, y + h + (y + h) % 2)
-        rh, rw = y1 - y0, x1 - x0
-        if rh < 2 or rw < 2 or rh % 2 or rw % 2:
-            continue
-        luma_rect = luma[y0:y1, x0:x1]
-        u_rect = u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
-        v_rect = v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
-        i420 = np.concatenate([luma_rect.ravel(), u_rect.ravel(), v_rect.ravel()])
-        bgr = cv2.cvtColor(i420.reshape(rh * 3 // 2, rw), cv2.COLOR_YUV2BGR_I420)
-        inner = Patch((x - x0, y - y0), patch.image)
-        paste(bgr, [inner])
-        covered = np.zeros((rh, rw), np.uint8)
-        opaque = patch.image.ndim == 2 or patch.image.shape[2] != 4
-        covered[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = 255 if opaque else patch.image[..., 3]
-        back = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-        np.copyto(luma_rect, back[:rh], where=covered > 0)
-        chroma = back[rh:].reshape(2, rh // 2, rw // 2)
-        # A chroma sample is written where any of its four luma pixels is.
-        covered_chroma = (
-            covered[0::2, 0::2] | covered[0::2, 1::2] | covered[1::2, 0::2] | covered[1::2, 1::2]
-        ) > 0
-        np.copyto(u_rect, chroma[0], where=covered_chroma)
-        np.copyto(v_rect, chroma[1], where=covered_chroma)
-    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        if patch is not None:
+            _composite_yuv(planes, patch)
+    return out
+
+
+def _composite_yuv(planes: list[np.ndarray], patch: Patch) -> None:
+    luma, u_plane, v_plane = planes
+    x, y = patch.origin
+    h, w = patch.image.shape[:2]
+    # The rectangle widened to even coordinates, as 4:2:0 chroma needs;
+    # the widening is clear (alpha 0).
+    top, left = y % 2, x % 2
+    bottom, right = (y + h) % 2, (x + w) % 2
+    x0, y0, x1, y1 = x - left, y - top, x + w + right, y + h + bottom
+    if y1 > luma.shape[0] or x1 > luma.shape[1]:
+        return  # an odd frame size's last row or column: no whole chroma sample
+    bgra = patch.image
+    if bgra.shape[2] == 3:
+        bgra = cv2.cvtColor(bgra, cv2.COLOR_BGR2BGRA)  # opaque
+    bgra = cv2.copyMakeBorder(
+        bgra, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(0, 0, 0, 0)
+    )
+    alpha = bgra[..., 3].astype(np.float32) * np.float32(1 / 255)
+    rows = y1 - y0
+    patch_luma = cv2.cvtColor(bgra, cv2.COLOR_BGRA2YUV_I420)[:rows]
+    under = luma[y0:y1, x0:x1]
+    # blendLinear rounds w1*a + w2*b: where alpha is 0, exactly the frame's value.
+    under[...] = cv2.blendLinear(patch_luma, np.ascontiguousarray(under), alpha, 1 - alpha)
+    # Chroma is linear in BGR: the mean of alpha x chroma over a 2x2 block is
+    # the chroma of the block's mean premultiplied colour (offset aside).
+    premultiplied = cv2.multiply(
+        cv2.cvtColor(bgra, cv2.COLOR_BGRA2BGR).astype(np.float32), cv2.merge([alpha] * 3)
+    )
+    half = ((x1 - x0) // 2, rows // 2)
+    # An exact halving: bilinear samples fall between pixels, 2x2 means.
+    coverage = cv2.resize(alpha, half, interpolation=cv2.INTER_LINEAR)
+    mean_colour = cv2.resize(premultiplied, half, interpolation=cv2.INTER_LINEAR)
+    chroma = cv2.transform(mean_colour, _BGR_TO_CHROMA)
+    for index, plane in enumerate((u_plane, v_plane)):
+        under = plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+        mixed = chroma[..., index] + coverage * 128 + (1 - coverage) * under
+        np.rint(mixed, out=mixed)
+        under[...] = np.clip(mixed, 0, 255)
+
+
+def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Writable views of a frame's planes (rows without their padding)."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(cast(Any, plane), np.uint8)[: plane.line_size * plane.height]
+        views.append(rows.reshape(plane.height, plane.line_size)[:, : plane.width])
+    return views
 
 
 def _trimmed(patch: Patch) -> Patch | None:
