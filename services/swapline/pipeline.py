@@ -31,6 +31,7 @@ from swapline.stages.align import (
     Measurement,
     RegionInput,
     region_around,
+    warp_crop,
 )
 from swapline.stages.blend import BlendOptions, blend_patch, mask_footprint, roi_of
 from swapline.stages.blend import prepare as prepare_blending
@@ -65,6 +66,11 @@ class Stages(Protocol):
     takes_decoded_frames: bool
 
     def model(self, name: str) -> ModelEntry: ...
+
+    @property
+    def detects_in_colour(self) -> bool:
+        """Whether detection reads colour (the CNN) or intensity only (HOG)."""
+        ...
 
     def detect(self, inputs: Sequence[DetectInput], near: bool = False) -> list[list[Scored]]:
         """Boxes (left, top, right, bottom, score) per input, frame pixels.
@@ -157,6 +163,10 @@ class EmbeddedStages:
         names = (self.detector.model_name, dlib_models.LANDMARKS_68)
         on_every_thread(self._pool, self.workers, lambda: dlib_models.warm(names))
         prepare_blending()
+
+    @property
+    def detects_in_colour(self) -> bool:
+        return self.detector.reads_colour
 
     def map(self, work: Callable[[In], Out], items: Iterable[In]) -> Iterator[Out]:
         return ordered_map(work, items, self.workers, pool=self._pool)
@@ -370,9 +380,14 @@ class FrameSwapper:
         self.options = options
         self.entry = stages.model(options.model)
         face_type = FaceType(self.entry.metadata.get("face_type", "whole"))
+        # The align stage measures intensity; crops are cut here, from the
+        # frame's own pixels (see _cut).
         self.session = stages.align_session(
             AlignOptions(
-                size=self.entry.resolution, face_type=face_type, smoothing=options.smoothing
+                size=self.entry.resolution,
+                face_type=face_type,
+                smoothing=options.smoothing,
+                with_crop=False,
             )
         )
         self._track_frames: dict[int, int] = {}
@@ -450,20 +465,23 @@ class FrameSwapper:
         return frames, [c for c in cuts if self._track_frames.get(c.face.track_id, 0) >= least]
 
     def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
-        """The window without its full images: each face keeps where its
-        crop lands (and the pixels there, if blending needs them)."""
-        images = {frame.index: frame.image for frame in window}
+        """The window without its full images: each face gets its crop, cut
+        from the colour pixels of the rectangle it lands on (all of the
+        frame converted to BGR), and keeps where that is (and the pixels,
+        if blending needs them)."""
+        frames = {frame.index: frame for frame in window}
         keep_pixels = self.options.blend.seamless_clone
+        size = self.entry.resolution
         cuts: list[Cut] = []
         for face in aligned:
-            image = images[face.frame_index]
-            height, width = image.shape[:2]
-            x0, y0, x1, y1 = roi_of(
-                face.aligned.crop_to_frame, self.entry.resolution, (width, height)
-            )
-            if x1 > x0 and y1 > y0 and face.aligned.crop is not None:
-                pixels = image[y0:y1, x0:x1].copy() if keep_pixels else None
-                cuts.append(Cut(face, (x0, y0), (x1 - x0, y1 - y0), pixels))
+            frame = frames[face.frame_index]
+            x0, y0, x1, y1 = roi_of(face.aligned.crop_to_frame, size, frame.size)
+            if x1 > x0 and y1 > y0:
+                pixels = frame.region(x0, y0, x1, y1)
+                crop = warp_crop(pixels, face.aligned.frame_to_crop, size, (x0, y0))
+                face = replace(face, aligned=replace(face.aligned, crop=crop))
+                roi = np.ascontiguousarray(pixels) if keep_pixels else None
+                cuts.append(Cut(face, (x0, y0), (x1 - x0, y1 - y0), roi))
         return [FrameSlot(frame.index, frame.decoded) for frame in window], cuts
 
     def align(
@@ -473,17 +491,16 @@ class FrameSwapper:
         tracking carries over)."""
         regions: list[RegionInput] = []
         for frame, found in zip(window, boxes, strict=True):
-            height, width = frame.image.shape[:2]
             if self.options.max_faces_per_frame:
                 found = found[: self.options.max_faces_per_frame]
             for face_index, (left, top, right, bottom, score) in enumerate(found):
                 box = (left, top, right, bottom)
-                x0, y0, x1, y1 = region_around(box, (width, height))
+                x0, y0, x1, y1 = region_around(box, frame.size)
                 regions.append(
                     RegionInput(
                         frame.index,
                         face_index,
-                        frame.image[y0:y1, x0:x1],
+                        frame.grey[y0:y1, x0:x1],
                         (float(x0), float(y0)),
                         box,
                         score,
@@ -505,7 +522,7 @@ class FrameSwapper:
         first = self._frames_seen
         self._frames_seen += len(window)
         keyframes = [f for i, f in enumerate(window) if (first + i) % every == 0]
-        whole = self.stages.detect([DetectInput(f.index, f.image) for f in keyframes])
+        whole = self.stages.detect([DetectInput(f.index, self._picture(f)) for f in keyframes])
         found: dict[int, list[Scored]] = {
             f.index: _largest_first(faces) for f, faces in zip(keyframes, whole, strict=True)
         }
@@ -520,9 +537,10 @@ class FrameSwapper:
                 # from whole-frame ones, and small frames are cheap anyway.
                 small.append(frame)
             else:
-                near.extend(near_region(frame.index, frame.image, box) for box in hints)
+                picture = self._picture(frame)
+                near.extend(near_region(frame.index, picture, box) for box in hints)
         if small:
-            more = self.stages.detect([DetectInput(f.index, f.image) for f in small])
+            more = self.stages.detect([DetectInput(f.index, self._picture(f)) for f in small])
             found.update(
                 (f.index, _largest_first(faces)) for f, faces in zip(small, more, strict=True)
             )
@@ -539,6 +557,10 @@ class FrameSwapper:
         self._last_boxes = [b[:4] for b in boxes[-1]] if every > 1 else []
         progress.timed("detect", start)
         return boxes
+
+    def _picture(self, frame: Frame) -> np.ndarray:
+        """What the detector reads of a frame: intensity unless it needs colour."""
+        return frame.image if self.stages.detects_in_colour else frame.grey
 
     def swap(self, judged: Judged, progress: Progress) -> Swapped:
         """The window's kept faces through the swap model, one batch."""

@@ -39,7 +39,6 @@ from swapline.stages.align import (
     AlignedFace,
     AlignOptions,
     RegionInput,
-    warp_crop,
 )
 from swapline.stages.blend import BlendOptions
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, Scored
@@ -262,10 +261,17 @@ class _RemoteAlign:
                 size=options.size,
                 face_type=FACE_TYPE_MESSAGES[options.face_type],
                 smoothing=options.smoothing,
-                skip_crop=True,
+                skip_crop=not options.with_crop,
                 skip_mask=not options.with_mask,
             ),
         )
+
+    def _region_message(self, image: np.ndarray) -> pb.Image:
+        """A face region as JPEG: intensity only (all the landmark predictor
+        reads) unless the aligner is to cut crops from it."""
+        if not self.options.with_crop:
+            image = grey(image)
+        return wire.image_message(np.ascontiguousarray(image), MEASURE_ENCODING, lossy_grey=True)
 
     def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]:
         request = aligner_pb2.AlignRequest(
@@ -274,8 +280,7 @@ class _RemoteAlign:
                 pb.FaceRegion(
                     frame=pb.FrameRef(index=r.frame_index),
                     face_index=r.face_index,
-                    # The landmark predictor reads intensity only.
-                    image=wire.image_message(grey(r.image), MEASURE_ENCODING, lossy_grey=True),
+                    image=self._region_message(r.image),
                     origin=pb.Point(x=r.origin[0], y=r.origin[1]),
                     box=wire.box_message(r.box),
                     score=r.score,
@@ -287,7 +292,6 @@ class _RemoteAlign:
         out = []
         for region, face in zip(regions, response.faces, strict=True):
             landmarks = wire.landmarks_array(face.landmarks)
-            frame_to_crop = wire.affine_array(face.frame_to_crop)
             out.append(
                 AlignedFace(
                     frame_index=region.frame_index,
@@ -296,17 +300,13 @@ class _RemoteAlign:
                     landmarks=landmarks,
                     raw_landmarks=landmarks,
                     aligned=AlignedCrop(
-                        # Cut here from the lossless pixels the aligner
-                        # never needed: it measured a grey JPEG.
                         crop=(
-                            warp_crop(region.image, frame_to_crop, self.options.size, region.origin)
-                            if self.options.with_crop
-                            else None
+                            wire.decode_image_message(face.crop) if face.HasField("crop") else None
                         ),
                         mask=(
                             wire.decode_image_message(face.mask) if face.HasField("mask") else None
                         ),
-                        frame_to_crop=frame_to_crop,
+                        frame_to_crop=wire.affine_array(face.frame_to_crop),
                         crop_to_frame=wire.affine_array(face.crop_to_frame),
                         crop_landmarks=wire.landmarks_array(face.crop_landmarks),
                     ),
@@ -322,6 +322,7 @@ class RemoteStages:
     """Every stage over gRPC at configured addresses."""
 
     takes_decoded_frames = False  # the encoder decodes the source itself
+    detects_in_colour = False  # it asks the detector for HOG
 
     def __init__(self, addresses: StageAddresses) -> None:
         self.addresses = addresses

@@ -138,13 +138,16 @@ def test_outputs_stay_inside_zero_one_and_vary(trained: Path, facesets: tuple[Pa
     from swapline.export import load_checkpoint_model
 
     model, _ = load_checkpoint_model(trained)
-    faces = load_faceset(facesets[1], 64).faces[:8]
+    faces = load_faceset(facesets[1], 64).faces[::4]  # spread over the clip's first 2 s
     with torch.no_grad():
         face, mask = model.swap(torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255)
     for out in (face, mask):
         assert float(out.min()) > 0.0 and float(out.max()) < 1.0
     assert float(face.std()) > 0.02  # not saturated, not constant
-    assert float((face[0] - face[1]).abs().mean()) > 1e-3  # depends on the input
+    # Depends on the input: the same face in negative comes out otherwise.
+    with torch.no_grad():
+        negative, _ = model.swap(1 - torch.from_numpy(faces[:1]).permute(0, 3, 1, 2).float() / 255)
+    assert float((face[0] - negative[0]).abs().mean()) > 3e-3
 
 
 @pytest.fixture(scope="module")

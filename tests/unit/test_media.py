@@ -144,3 +144,24 @@ def test_image_header_probe_matches_decoder(data: Path) -> None:
         image = decode_image(raw)
         assert image.shape[:2] == (height, width)
         assert image.dtype == np.uint8 and image.shape[2] == 3
+
+
+def test_a_frame_converts_only_what_is_asked_for_and_the_same_way(data: Path) -> None:
+    with open_media(data / "s18.mp4") as reader:
+        frame = next(reader.frames())
+        # Asked before any whole-picture conversion: from the YUV planes.
+        intensity = frame.grey.copy()
+        region = frame.region(101, 51, 333, 280).copy()  # odd corners
+        picture = frame.image
+    assert frame.size == (1280, 720) and picture.shape == (720, 1280, 3)
+    assert np.array_equal(region, picture[51:280, 101:333])
+    difference = np.abs(intensity.astype(int) - cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY))
+    assert difference.max() <= 1  # the luma plane is the picture's intensity
+
+
+def test_a_rotated_frame_is_converted_whole_and_upright(data: Path) -> None:
+    with open_media(data / "d10_rotated.mp4") as reader:
+        frame = next(reader.frames())
+    assert frame.size == (448, 512)
+    assert np.array_equal(frame.grey, cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
+    assert np.array_equal(frame.region(10, 20, 30, 40), frame.image[20:40, 10:30])

@@ -9,7 +9,7 @@ from swapline.media._image import (
     probe_image_size,
     to_bgr8,
 )
-from swapline.media._reader import Frame, MediaInfo, MediaReader, open_media
+from swapline.media._reader import Frame, MediaInfo, MediaReader, open_media, yuv_planes
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -23,4 +23,5 @@ __all__ = [
     "open_media",
     "probe_image_size",
     "to_bgr8",
+    "yuv_planes",
 ]

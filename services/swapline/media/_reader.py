@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any, cast
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -18,6 +20,7 @@ from swapline.media._image import (
     DEFAULT_MAX_PIXELS,
     check_pixels,
     decode_image,
+    grey,
     image_format,
     probe_image_size,
 )
@@ -25,21 +28,101 @@ from swapline.media._image import (
 MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One decoded frame, BGR uint8, upright (rotation metadata applied)."""
+# Limited-range luma (16..235) stretched to full range: the intensity a
+# BGR-to-grey conversion of the decoded picture gives.
+_FULL_RANGE_LUMA = np.clip(np.rint((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
 
-    index: int
-    pts: int | None
-    time_base: Fraction
-    image: np.ndarray = field(repr=False)
-    # The frame as the decoder gave it (YUV, not rotated), when asked for:
-    # an encoder in the same process takes it instead of decoding again.
-    decoded: av.VideoFrame | None = field(default=None, repr=False, compare=False)
+
+class Frame:
+    """One decoded frame, upright (rotation metadata applied).
+
+    ``image`` is its BGR picture. From a 4:2:0 decoder frame it is converted
+    on first use only: ``grey`` (intensity, all that face detection and
+    landmarks read) comes from the luma plane and ``region`` converts just
+    the rectangle asked for, the same pixels ``image`` would hold there.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        pts: int | None,
+        time_base: Fraction,
+        image: np.ndarray | None = None,
+        decoded: av.VideoFrame | None = None,
+        *,
+        yuv: av.VideoFrame | None = None,
+    ) -> None:
+        if image is None and yuv is None:
+            raise ValueError("a frame needs its picture: image or yuv")
+        self.index = index
+        self.pts = pts
+        self.time_base = time_base
+        # The frame as the decoder gave it, when asked for: an encoder in
+        # the same process takes it instead of decoding again.
+        self.decoded = decoded
+        self._image = image
+        self._yuv = yuv  # upright yuv420p, limited range, even size
+        self._grey: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, pts={self.pts}, time_base={self.time_base})"
 
     @property
     def time_s(self) -> float:
         return float((self.pts or 0) * self.time_base)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        if self._yuv is not None:
+            return self._yuv.width, self._yuv.height
+        assert self._image is not None
+        return self._image.shape[1], self._image.shape[0]
+
+    @property
+    def image(self) -> np.ndarray:
+        """The BGR uint8 picture."""
+        if self._image is None:
+            width, height = self.size
+            self._image = self.region(0, 0, width, height)
+        return self._image
+
+    @property
+    def grey(self) -> np.ndarray:
+        """The picture's intensity (full range, as BGR to grey gives)."""
+        if self._grey is None:
+            if self._yuv is None:
+                self._grey = grey(self.image)
+            else:
+                luma = yuv_planes(self._yuv)[0]
+                self._grey = cv2.LUT(luma, _FULL_RANGE_LUMA)
+        return self._grey
+
+    def region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The BGR pixels of the rectangle [x0, x1) x [y0, y1)."""
+        if self._yuv is None or self._image is not None:
+            return self.image[y0:y1, x0:x1]
+        # Whole chroma samples: the rectangle widened to even coordinates.
+        ex0, ey0 = x0 - x0 % 2, y0 - y0 % 2
+        ex1, ey1 = x1 + x1 % 2, y1 + y1 % 2
+        luma, u_plane, v_plane = yuv_planes(self._yuv)
+        rows, columns = ey1 - ey0, ex1 - ex0
+        i420 = np.empty((rows * 3 // 2, columns), np.uint8)
+        i420[:rows] = luma[ey0:ey1, ex0:ex1]
+        chroma = i420[rows:].reshape(2, rows // 2, columns // 2)
+        chroma[0] = u_plane[ey0 // 2 : ey1 // 2, ex0 // 2 : ex1 // 2]
+        chroma[1] = v_plane[ey0 // 2 : ey1 // 2, ex0 // 2 : ex1 // 2]
+        bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+        return bgr[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+
+
+def yuv_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Views of a frame's planes (rows without their padding), writable."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(cast(Any, plane), np.uint8)[: plane.line_size * plane.height]
+        views.append(rows.reshape(plane.height, plane.line_size)[:, : plane.width])
+    return views
 
 
 @dataclass(frozen=True)
@@ -177,8 +260,8 @@ class MediaReader:
         A reader yields its frames once.
         """
         if self._image_bytes is not None:
-            image = decode_image(self._image_bytes, self.path, self._max_pixels)
-            yield Frame(index=0, pts=0, time_base=Fraction(1, 1), image=image)
+            still = decode_image(self._image_bytes, self.path, self._max_pixels)
+            yield Frame(index=0, pts=0, time_base=Fraction(1, 1), image=still)
             return
         if self._container is None or self._first is None:
             raise MediaError(self.path, "reader is closed or already consumed")
@@ -190,16 +273,19 @@ class MediaReader:
         to_bgr = VideoReformatter()
         try:
             while av_frame is not None:
-                image = to_bgr.reformat(av_frame, format="bgr24", threads=1).to_ndarray()
                 rotation = _frame_rotation(av_frame)
-                if rotation:
-                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+                image: np.ndarray | None = None
+                if rotation or not _converts_lazily(av_frame):
+                    image = to_bgr.reformat(av_frame, format="bgr24", threads=1).to_ndarray()
+                    if rotation:
+                        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
                 yield Frame(
                     index=index,
                     pts=av_frame.pts,
                     time_base=Fraction(av_frame.time_base or self.info.time_base),
                     image=image,
                     decoded=av_frame if keep_decoded else None,
+                    yuv=av_frame if image is None else None,
                 )
                 index += 1
                 av_frame = next(self._decoded, None)
@@ -230,6 +316,20 @@ class MediaReader:
 def open_media(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaReader:
     """Opens a video or still image for streaming decode; raises MediaError."""
     return MediaReader(path, max_pixels)
+
+
+def _converts_lazily(frame: av.VideoFrame) -> bool:
+    """Whether :class:`Frame` can convert this decoder frame itself: 4:2:0
+    at limited range (OpenCV's I420 conversions assume it), even size."""
+    return (
+        frame.format.name == "yuv420p"
+        and frame.color_range != _FULL_RANGE
+        and frame.width % 2 == 0
+        and frame.height % 2 == 0
+    )
+
+
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

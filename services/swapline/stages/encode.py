@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import av
 import cv2
@@ -25,7 +25,7 @@ from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
 from swapline.errors import InvalidInputError, MediaError
-from swapline.media import open_media
+from swapline.media import open_media, yuv_planes
 from swapline.stages.blend import composite_patch, trim_to_alpha
 
 SYNTHETIC_COMMENT = (
@@ -123,8 +123,8 @@ def paste_yuv(
         return frame
     height, width = frame.height, frame.width
     out = av.VideoFrame(width, height, "yuv420p")
-    planes = _planes(out)
-    for source, target in zip(_planes(frame), planes, strict=True):
+    planes = yuv_planes(out)
+    for source, target in zip(yuv_planes(frame), planes, strict=True):
         target[...] = source
     for whole in patches:
         x, y = whole.origin
@@ -175,15 +175,6 @@ def _composite_yuv(planes: list[np.ndarray], patch: Patch) -> None:
         mixed = chroma[..., index] + coverage * 128 + (1 - coverage) * under
         np.rint(mixed, out=mixed)
         under[...] = np.clip(mixed, 0, 255)
-
-
-def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """Writable views of a frame's planes (rows without their padding)."""
-    views = []
-    for plane in frame.planes:
-        rows = np.frombuffer(cast(Any, plane), np.uint8)[: plane.line_size * plane.height]
-        views.append(rows.reshape(plane.height, plane.line_size)[:, : plane.width])
-    return views
 
 
 def _trimmed(patch: Patch) -> Patch | None:
