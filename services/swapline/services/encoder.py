@@ -134,7 +134,10 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
                     raise InvalidInputError("only FramePatches may follow EncodeStart")
                 if task.done():
                     break
-                await loop.run_in_executor(None, put, request.frame)
+                try:
+                    handover.put_nowait(request.frame)
+                except queue.Full:  # the encoder is behind: wait off the event loop
+                    await loop.run_in_executor(None, put, request.frame)
             await loop.run_in_executor(None, put, _END)
             return await task
         except BaseException:
