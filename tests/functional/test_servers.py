@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -16,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from swapline import wire
+from swapline._ordered import BACKGROUND_NICE
 from swapline.media import encode_image, open_media
 from swapline.stages.align import region_around
 from swapline.v1 import aligner_pb2, aligner_pb2_grpc, detector_pb2, detector_pb2_grpc
@@ -265,3 +268,17 @@ def test_sigterm_reports_not_serving_and_drains_in_flight_calls(tmp_path: Path, 
     assert server.process.wait(timeout=30) == 0
     assert stop_server(server) == 0
     assert "stopped" in server.output()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-process nice")
+def test_face_work_servers_started_together_run_below_the_encoder(
+    detector_server: ServerProcess, tmp_path: Path
+) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    face_work = os.getpriority(os.PRIO_PROCESS, detector_server.process.pid)
+    assert face_work == min(19, own + BACKGROUND_NICE) > own
+    encoder = start_server("encoder", tmp_path)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, encoder.process.pid) == own
+    finally:
+        stop_server(encoder)

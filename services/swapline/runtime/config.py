@@ -39,6 +39,9 @@ class ServerConfig:
     model_repository: str = "models/repository"
     triton_url: str = ""
     coalesce_ms: float = 2.0  # how long to wait for more faces before a batch runs
+    # Added to the process's niceness at start: face-work servers sharing a
+    # machine with the encoder run below it (see runtime.launch).
+    nice: int = 0
 
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None) -> ServerConfig:
@@ -61,6 +64,7 @@ class ServerConfig:
             "MODEL_REPOSITORY": ("model_repository", str),
             "TRITON_URL": ("triton_url", str),
             "COALESCE_MS": ("coalesce_ms", float),
+            "NICE": ("nice", int),
         }
         for suffix, (name, kind) in fields.items():
             raw = env.get(f"SWAPLINE_{service.upper()}_{suffix}", env.get(f"SWAPLINE_{suffix}"))

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import grpc
 
+from swapline._ordered import BACKGROUND_NICE
+
+# Stages whose work can wait for the encoder's (see start_server).
+FACE_WORK_SERVICES = ("detector", "aligner", "swapper", "blender")
+
 _handed_out: set[int] = set()
 
 
@@ -89,6 +94,10 @@ def start_server(
     port, metrics_port = port or free_port(), metrics_port or free_port()
     log = log_dir / f"{name}-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if name in FACE_WORK_SERVICES:
+        # Servers started here share one machine: face work yields to the
+        # encoder, as it does in embedded mode (see lower_thread_priority).
+        full_env.setdefault("SWAPLINE_NICE", str(BACKGROUND_NICE))
     process = subprocess.Popen(
         [
             sys.executable,

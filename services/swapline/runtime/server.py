@@ -9,9 +9,11 @@ and gives in-flight calls up to ``drain_seconds`` to finish before exiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import importlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Sized
@@ -191,6 +193,9 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
 def run_server(config: ServerConfig) -> None:
     """Entry point of ``swapline serve``: metrics endpoint plus gRPC server."""
     keep_freed_memory()
+    if config.nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(config.nice)
     if config.metrics_port:
         start_http_server(config.metrics_port)
     asyncio.run(serve(config))
