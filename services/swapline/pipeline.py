@@ -272,11 +272,13 @@ class FrameSlot:
 
 @dataclass(frozen=True)
 class Cut:
-    """An aligned face and the frame rectangle its crop lands on (``origin``,
-    ``size``), with the frame's pixels there when blending needs them
-    (seamless cloning): all that blending needs of the frame."""
+    """An aligned face, its crop (cut from the frame's colour pixels) and
+    the frame rectangle the crop lands on (``origin``, ``size``), with the
+    frame's pixels there when blending needs them (seamless cloning): all
+    that swapping and blending need of the frame."""
 
     face: AlignedFace
+    crop: np.ndarray
     origin: tuple[int, int]
     size: tuple[int, int]
     roi: np.ndarray | None
@@ -479,9 +481,8 @@ class FrameSwapper:
             if x1 > x0 and y1 > y0:
                 pixels = frame.region(x0, y0, x1, y1)
                 crop = warp_crop(pixels, face.aligned.frame_to_crop, size, (x0, y0))
-                face = replace(face, aligned=replace(face.aligned, crop=crop))
                 roi = np.ascontiguousarray(pixels) if keep_pixels else None
-                cuts.append(Cut(face, (x0, y0), (x1 - x0, y1 - y0), roi))
+                cuts.append(Cut(face, crop, (x0, y0), (x1 - x0, y1 - y0), roi))
         return [FrameSlot(frame.index, frame.decoded) for frame in window], cuts
 
     def align(
@@ -568,7 +569,7 @@ class FrameSwapper:
         if not cuts:
             return Swapped(frames, cuts, None, None)
         start = time.perf_counter()
-        crops = np.stack([c.face.aligned.crop for c in cuts if c.face.aligned.crop is not None])
+        crops = np.stack([c.crop for c in cuts])
         faces, masks = self.stages.swap(self.options.model, crops)
         progress.timed("swap", start)
         return Swapped(frames, cuts, faces, masks)
@@ -590,7 +591,7 @@ class FrameSwapper:
                 cut.size,
                 footprint=footprint,
             )
-            if x1 <= x0 or y1 <= y0 or face.aligned.crop is None:
+            if x1 <= x0 or y1 <= y0:
                 continue
             items.append(
                 BlendItem(
@@ -598,7 +599,7 @@ class FrameSwapper:
                     face.face_index,
                     (cx + x0, cy + y0),
                     (x1 - x0, y1 - y0),
-                    face.aligned.crop,
+                    cut.crop,
                     swapped.faces[i],
                     mask,
                     face.aligned.mask,

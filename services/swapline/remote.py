@@ -34,12 +34,7 @@ from swapline.media import grey
 from swapline.services.aligner import FACE_TYPE_MESSAGES
 from swapline.services.blender import blend_options_message
 from swapline.services.encoder import encode_options_message
-from swapline.stages.align import (
-    AlignedCrop,
-    AlignedFace,
-    AlignOptions,
-    RegionInput,
-)
+from swapline.stages.align import AlignedCrop, AlignedFace, AlignOptions, RegionInput
 from swapline.stages.blend import BlendOptions
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, Scored
 from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch

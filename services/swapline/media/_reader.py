@@ -318,6 +318,9 @@ def open_media(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     return MediaReader(path, max_pixels)
 
 
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
 def _converts_lazily(frame: av.VideoFrame) -> bool:
     """Whether :class:`Frame` can convert this decoder frame itself: 4:2:0
     at limited range (OpenCV's I420 conversions assume it), even size."""
@@ -327,9 +330,6 @@ def _converts_lazily(frame: av.VideoFrame) -> bool:
         and frame.width % 2 == 0
         and frame.height % 2 == 0
     )
-
-
-_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

@@ -217,6 +217,7 @@ class FaceDetector:
     def _run(
         self, image: np.ndarray, upsample: int
     ) -> list[tuple[float, float, float, float, float]]:
+        """Boxes in ``image``: grey for HOG (see :meth:`detect`), either for the CNN."""
         if self.config.model is DetectorModel.CNN:
             code = cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB
             rgb = cv2.cvtColor(image, code)
@@ -229,7 +230,7 @@ class FaceDetector:
         with dlib_models.using(dlib_models.HOG) as hog:
             # A negative threshold lets min_score filter afterwards; dlib's
             # own default (0) is kept when min_score is 0.
-            rects, scores, _ = hog.run(grey(image), upsample, min(0.0, self.config.min_score))
+            rects, scores, _ = hog.run(image, upsample, min(0.0, self.config.min_score))
         return [
             (r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s))
             for r, s in zip(rects, scores, strict=True)
