@@ -66,7 +66,7 @@ proto: setup
 ## bench-detect: detection + alignment frames/s on a 720p clip vs decoding alone
 bench-detect: setup
 	@mkdir -p $(OUT)
-	$(PY) -m swapline.benchmarks.detect tests/data/s18.mp4 --json $(OUT)/bench-detect.json
+	$(PY) -m swapline.devtools.benchmarks.detect tests/data/s18.mp4 --json $(OUT)/bench-detect.json
 
 serve-detector: setup
 	$(VENV)/bin/swapline serve detector
@@ -88,12 +88,12 @@ clean:
 ## gpu-check: train/export/serve the d6/d10 pair on an NVIDIA GPU and print speeds and quality
 gpu-check: setup
 	@mkdir -p $(OUT)
-	$(PY) -m swapline.benchmarks.gpu_check --work $(OUT)/gpu-check --json $(OUT)/gpu-check.json
+	$(PY) -m swapline.devtools.benchmarks.gpu_check --work $(OUT)/gpu-check --json $(OUT)/gpu-check.json
 
 ## gpu-bench: on an NVIDIA GPU: Triton faces/s at batch 1-256 fp32/fp16 vs PyTorch, 1080p pipeline
 gpu-bench: setup
 	@mkdir -p $(OUT)
-	$(PY) -m swapline.benchmarks.gpu_bench --json $(OUT)/gpu-bench.json
+	$(PY) -m swapline.devtools.benchmarks.gpu_bench --json $(OUT)/gpu-bench.json
 
 ## bench: the benchmark suite (throughput, stage costs, bytes, memory, length/resolution/faces)
 bench: setup

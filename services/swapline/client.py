@@ -9,7 +9,8 @@ from pathlib import Path
 import grpc
 
 from swapline.errors import SwaplineError
-from swapline.remote import channel, domain_error
+from swapline.protocol.channel import channel
+from swapline.protocol.status import error_for
 from swapline.v1 import orchestrator_pb2 as opb
 from swapline.v1 import orchestrator_pb2_grpc
 
@@ -51,5 +52,5 @@ def remote_swap(
                     fh.write(chunk.data)
             os.replace(partial, output)
         except grpc.RpcError as error:
-            raise domain_error(error) from None
+            raise error_for(error, "orchestrator call") from None
     return job

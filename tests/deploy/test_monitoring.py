@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from swapline import stack
+from swapline.devtools import stack
 from swapline.v1 import orchestrator_pb2 as opb
 from swapline.v1 import orchestrator_pb2_grpc
 from tests.conftest import REPO

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swapline.benchmarks.suite import stage_costs, tiled_clip
+from swapline.devtools.benchmarks.suite import stage_costs, tiled_clip
 from swapline.media import open_media
 from swapline.stages.detect import FaceDetector
 from tests.conftest import REPO
@@ -41,7 +41,14 @@ def test_tiled_clip_holds_one_face_per_tile(data: Path, tmp_path: Path) -> None:
 def test_gpu_bench_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     out = tmp_path / "gpu-bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "swapline.benchmarks.gpu_bench", "--quick", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "swapline.devtools.benchmarks.gpu_bench",
+            "--quick",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=900,

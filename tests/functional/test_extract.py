@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from swapline.quality import crop_eye_jitter
+from swapline.evaluation.quality import crop_eye_jitter
 from tests.conftest import cli
 
 

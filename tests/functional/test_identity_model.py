@@ -16,14 +16,14 @@ import pytest
 import torch
 import tritonclient.grpc as triton_grpc
 
-from swapline import wire
-from swapline.evaluate import evaluate_identity
-from swapline.export import export_model
+from swapline.evaluation.identity import evaluate_identity
+from swapline.model.export import export_model
+from swapline.model.triton import launched
+from swapline.protocol import wire
 from swapline.stages.swap import ModelRepository, OnnxEngine
 from swapline.train.data import load_faceset
 from swapline.train.model import ModelConfig, SwapExport
 from swapline.train.trainer import Identity, Trainer, TrainOptions
-from swapline.triton_server import launched
 from swapline.v1 import common_pb2 as pb
 from swapline.v1 import swapper_pb2, swapper_pb2_grpc
 from tests.conftest import REPO, cli, free_port, start_server, stop_server
@@ -135,7 +135,7 @@ def test_train_cli_refuses_faces_without_consent(
 
 
 def test_outputs_stay_inside_zero_one_and_vary(trained: Path, facesets: tuple[Path, Path]) -> None:
-    from swapline.export import load_checkpoint_model
+    from swapline.model.export import load_checkpoint_model
 
     model, _ = load_checkpoint_model(trained)
     faces = load_faceset(facesets[1], 64).faces[::4]  # spread over the clip's first 2 s
@@ -166,7 +166,7 @@ def repository(
 def test_exported_onnx_matches_torch(
     repository: Path, trained: Path, facesets: tuple[Path, Path]
 ) -> None:
-    from swapline.export import load_checkpoint_model
+    from swapline.model.export import load_checkpoint_model
 
     model, _ = load_checkpoint_model(trained)
     faces = load_faceset(facesets[1], 64).faces[6:14]

@@ -61,7 +61,7 @@ def orchestrator_env(tmp: Path, roots: list[Path]) -> dict[str, str]:
 def cluster(tmp: Path, data: Path) -> Iterator[tuple[ServerProcess, dict[str, ServerProcess]]]:
     """Every stage as its own server, the swapper on Triton, the orchestrator
     calling them all."""
-    from swapline.triton_server import launched
+    from swapline.model.triton import launched
 
     roots = [tmp, data, REPO / "tests"]
     env = orchestrator_env(tmp, roots)
@@ -245,8 +245,8 @@ def test_cancel_stops_within_a_second(embedded_orchestrator: ServerProcess, data
 def test_swap_stream_returns_swapped_frames_in_order(
     embedded_orchestrator: ServerProcess, data: Path
 ) -> None:
-    from swapline import wire
     from swapline.media import open_media
+    from swapline.protocol import wire
     from swapline.v1 import common_pb2 as pb
 
     with open_media(data / "d10.mp4") as reader:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swapline.export import METADATA
-from swapline.quantize import INT8_FILE, INT8_KEY
+from swapline.model.quantize import INT8_FILE, INT8_KEY
+from swapline.stages.model_contract import METADATA
 from swapline.stages.swap import ModelRepository, OnnxEngine
 from swapline.train.data import load_faceset
 from tests.conftest import REPO, cli

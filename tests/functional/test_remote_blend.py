@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import swapline.remote as remote
+import swapline.pipeline.remote as remote
+from swapline.config import RemoteStagesConfig, StageAddresses
 from swapline.errors import InvalidInputError
 from swapline.media import open_media
 from swapline.pipeline import BlendItem, EmbeddedStages
@@ -16,6 +17,8 @@ from swapline.stages.align import AlignOptions, AlignSession, RegionInput, regio
 from swapline.stages.blend import BlendOptions, roi_of
 from swapline.stages.detect import FaceDetector
 from tests.conftest import REPO, ServerProcess
+
+STAGES = ("DETECTOR", "ALIGNER", "SWAPPER", "BLENDER", "ENCODER")
 
 
 def blend_items(data: Path, count: int, with_pixels: bool = False) -> list[BlendItem]:
@@ -69,10 +72,11 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
         assert item.origin[1] <= y and y + h <= item.origin[1] + roi_h
         alpha = patch.image[..., 3]
         assert alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()
-    addresses = remote.StageAddresses(*(blender_server.address,) * 5)
+    addresses = {f"SWAPLINE_{n}_ADDR": blender_server.address for n in STAGES}
     for encoding in ("raw", "png"):
-        monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", encoding)
-        stages = remote.RemoteStages(addresses)
+        config = RemoteStagesConfig.from_env({**addresses, "SWAPLINE_PIXEL_ENCODING": encoding})
+        assert config is not None
+        stages = remote.RemoteStages(config.addresses, config.pixel_encoding)
         whole = stages.blend(items, options)
         sent_whole = stages.bytes_sent
         monkeypatch.setattr(remote, "BLEND_REQUEST_BYTES", 1)  # one item per request
@@ -87,9 +91,10 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
             raw_bytes = sent_whole
         else:
             assert sent_whole < raw_bytes  # PNG trades CPU for bytes
-    monkeypatch.setenv("SWAPLINE_PIXEL_ENCODING", "gif")
     with pytest.raises(InvalidInputError, match="raw or png"):
-        remote.RemoteStages(addresses)
+        RemoteStagesConfig.from_env({**addresses, "SWAPLINE_PIXEL_ENCODING": "gif"})
+    with pytest.raises(InvalidInputError, match="raw or png"):
+        remote.RemoteStages(StageAddresses(*(blender_server.address,) * 5), "gif")
 
 
 def test_only_seamless_cloning_sends_the_frames_pixels(
@@ -99,7 +104,7 @@ def test_only_seamless_cloning_sends_the_frames_pixels(
 
     from swapline.v1 import blender_pb2, blender_pb2_grpc
 
-    addresses = remote.StageAddresses(*(blender_server.address,) * 5)
+    addresses = StageAddresses(*(blender_server.address,) * 5)
     embedded = EmbeddedStages(REPO / "models" / "repository")
     stages = remote.RemoteStages(addresses)
     try:

@@ -17,9 +17,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from swapline import wire
-from swapline._ordered import BACKGROUND_NICE
+from swapline.concurrency import background_nice
 from swapline.media import encode_image, open_media
+from swapline.protocol import wire
 from swapline.stages.align import region_around
 from swapline.v1 import aligner_pb2, aligner_pb2_grpc, detector_pb2, detector_pb2_grpc
 from swapline.v1 import common_pb2 as pb
@@ -276,7 +276,7 @@ def test_face_work_servers_started_together_run_below_the_encoder(
 ) -> None:
     own = os.getpriority(os.PRIO_PROCESS, 0)
     face_work = os.getpriority(os.PRIO_PROCESS, detector_server.process.pid)
-    assert face_work == min(19, own + BACKGROUND_NICE) > own
+    assert face_work == min(19, own + background_nice()) > own
     encoder = start_server("encoder", tmp_path)
     try:
         assert os.getpriority(os.PRIO_PROCESS, encoder.process.pid) == own

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from swapline.extract import analyse_frame
 from swapline.media import Frame, open_media
+from swapline.model.extract import analyse_frame
 from swapline.stages.align import AlignOptions, AlignSession
 from swapline.stages.blend import roi_of
 from swapline.stages.detect import FaceDetector
@@ -245,7 +245,7 @@ def test_eval_metrics_on_known_cases(data: Path) -> None:
     leaves the background exact (infinite PSNR)."""
     import math
 
-    from swapline.evaluate_clip import evaluate_clip, reference_embedding
+    from swapline.evaluation.clip import evaluate_clip, reference_embedding
 
     clip = data / "d10.mp4"
     x, other = reference_embedding(clip, limit=12), reference_embedding(data / "d12.mp4", limit=12)
@@ -333,8 +333,8 @@ def test_windows_wait_only_for_tracks_too_short_to_judge(data: Path) -> None:
     try:
         swapper = FrameSwapper(stages, SwapOptions(model=MODEL, min_track_frames=3, detect_every=1))
         progress = Progress()
-        out = [list(swapper.process(frames[i : i + 4], progress)) for i in (0, 4, 8)]
-        out.append(list(swapper.flush(progress)))
+        out = [list(swapper.run([frames[i : i + 4]], progress, end=False)) for i in (0, 4, 8)]
+        out.append(list(swapper.run([], progress)))  # the end: what is held back comes out
         assert [[p.index for p in batch] for batch in out] == [
             [0, 1, 2, 3],
             [],

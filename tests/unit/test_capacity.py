@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from swapline.capacity import capacity_markdown, plan
+from swapline.evaluation.capacity import capacity_markdown, plan
 
 COSTS = {
     "decode": {"ms_per_frame_p50": 2.0},

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from swapline._ordered import BACKGROUND_NICE, on_every_thread, ordered_map, read_ahead
+from swapline.concurrency import background_nice, on_every_thread, ordered_map, read_ahead
 
 
 def test_ordered_map_keeps_input_order_whatever_finishes_first() -> None:
@@ -86,7 +86,7 @@ def test_background_producer_runs_below_the_consumer_and_its_threads_inherit_it(
 
     consumer = priority()
     (producer, started_by_it), *_ = list(read_ahead(items(), depth=1, background=True))
-    assert producer == max(consumer, BACKGROUND_NICE) > 0
+    assert producer == max(consumer, background_nice()) > 0
     assert started_by_it == producer
     assert priority() == consumer  # the caller's own priority is untouched
     (plain, _), *_ = list(read_ahead(items(), depth=1))

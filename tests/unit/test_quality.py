@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from swapline.quality import MaskedPsnr, identity_nearness, jitter, landmark_error
+from swapline.evaluation.quality import MaskedPsnr, identity_nearness, jitter, landmark_error
 
 
 def test_steady_motion_has_no_jitter_and_shaking_has() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from swapline import wire
+from swapline.protocol import wire
 from swapline.v1 import common_pb2 as pb
 
 

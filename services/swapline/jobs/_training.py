@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from swapline.errors import InvalidInputError, NotFoundError, SwaplineError, UnavailableError
-from swapline.extract import MANIFEST
 from swapline.jobs._store import JobState
+from swapline.model.extract import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,8 @@ class InProcessTraining:
         return run
 
     def _train(self, run: TrainingRun, request: TrainingRequest) -> None:
-        from swapline.export import export_model
-        from swapline.quantize import add_cpu_int8_from_faceset
+        from swapline.model.export import export_model
+        from swapline.model.quantize import add_cpu_int8_from_faceset
         from swapline.train.model import ModelConfig
         from swapline.train.trainer import Identity, TrainOptions, train
 

@@ -12,32 +12,11 @@ from typing import Any
 
 import grpc
 
-from swapline.errors import (
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    ResourceExhaustedError,
-    SwaplineError,
-    UnavailableError,
-)
+from swapline.errors import InvalidInputError
+from swapline.protocol.status import status_for
 from swapline.runtime import metrics
 
 log = logging.getLogger(__name__)
-
-_STATUS_BY_ERROR: list[tuple[type[SwaplineError], grpc.StatusCode]] = [
-    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
-]
-
-
-def status_for(error: BaseException) -> grpc.StatusCode:
-    for kind, code in _STATUS_BY_ERROR:
-        if isinstance(error, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
 
 
 class _Call:

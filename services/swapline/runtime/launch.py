@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from swapline._ordered import BACKGROUND_NICE
+from swapline.concurrency import background_nice
 
 # Stages whose work can wait for the encoder's (see start_server).
 FACE_WORK_SERVICES = ("detector", "aligner", "swapper", "blender")
@@ -97,7 +97,7 @@ def start_server(
     if name in FACE_WORK_SERVICES:
         # Servers started here share one machine: face work yields to the
         # encoder, as it does in embedded mode (see lower_thread_priority).
-        full_env.setdefault("SWAPLINE_NICE", str(BACKGROUND_NICE))
+        full_env.setdefault("SWAPLINE_NICE", str(background_nice()))
     process = subprocess.Popen(
         [
             sys.executable,

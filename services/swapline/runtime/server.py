@@ -26,10 +26,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from swapline._ordered import on_every_thread
+from swapline.concurrency import on_every_thread
+from swapline.config import DEFAULT_PORTS, ServerConfig
 from swapline.errors import InvalidInputError
 from swapline.runtime import metrics
-from swapline.runtime.config import DEFAULT_PORTS, ServerConfig
 from swapline.runtime.interceptors import StageInterceptor
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def _factory(service: str) -> ServiceFactory:
     detector process never loads the swapper's dependencies)."""
     if service not in DEFAULT_PORTS:
         raise ValueError(f"unknown service {service!r}")
-    module = importlib.import_module(f"swapline.services.{service}")
+    module = importlib.import_module(f"swapline.servers.{service}")
     return cast(ServiceFactory, module.binding)
 
 

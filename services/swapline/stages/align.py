@@ -18,9 +18,9 @@ import cv2
 import dlib
 import numpy as np
 
-from swapline import dlib_models
 from swapline.errors import InvalidInputError
 from swapline.media import grey
+from swapline.stages import dlib_models
 from swapline.stages.track import DEFAULT_SMOOTHING, FaceTracker
 
 # fmt: off

@@ -257,34 +257,41 @@ def composite_patch(under: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> n
     return blended
 
 
-def blend_patch(
-    roi: np.ndarray | None,
-    origin: tuple[int, int],
-    swapped: np.ndarray,
-    swapped_mask: np.ndarray | None,
-    hull_mask: np.ndarray | None,
-    crop_to_frame: np.ndarray,
-    options: BlendOptions,
-    original: np.ndarray | None = None,
-    size: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """:func:`blend_face` without compositing, cut to what its alpha covers:
-    the BGRA patch and where it goes in the frame."""
+@dataclass(frozen=True)
+class BlendItem:
+    """One face to blend into the frame rectangle at ``origin`` of ``size``
+    (width, height)."""
+
+    frame_index: int
+    face_index: int
+    origin: tuple[int, int]
+    size: tuple[int, int]
+    original: np.ndarray | None  # the face replaced, as an aligned crop
+    swapped: np.ndarray
+    swapped_mask: np.ndarray | None
+    hull_mask: np.ndarray | None
+    crop_to_frame: np.ndarray
+    roi: np.ndarray | None = None  # the frame's pixels there: seamless cloning needs them
+
+
+def blend_patch(item: BlendItem, options: BlendOptions) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`blend_face` of one item without compositing, cut to what its
+    alpha covers: the BGRA patch and where it goes in the frame."""
     patch, (dx, dy) = trim_to_alpha(
         blend_face(
-            roi,
-            origin,
-            swapped,
-            swapped_mask,
-            hull_mask,
-            crop_to_frame,
+            item.roi,
+            item.origin,
+            item.swapped,
+            item.swapped_mask,
+            item.hull_mask,
+            item.crop_to_frame,
             options,
             composite=False,
-            original=original,
-            size=size,
+            original=item.original,
+            size=item.size,
         )
     )
-    return patch, (origin[0] + dx, origin[1] + dy)
+    return patch, (item.origin[0] + dx, item.origin[1] + dy)
 
 
 def trim_to_alpha(patch: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:

@@ -14,9 +14,9 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from swapline import dlib_models
 from swapline.errors import InvalidInputError
 from swapline.media import grey
+from swapline.stages import dlib_models
 
 
 class DetectorModel(StrEnum):
@@ -167,7 +167,7 @@ class FaceDetector:
 
     @property
     def model_name(self) -> str:
-        """The dlib model it runs (see :mod:`swapline.dlib_models`)."""
+        """The dlib model it runs (see :mod:`swapline.stages.dlib_models`)."""
         if self.config.model is DetectorModel.CNN:
             return dlib_models.CNN_DETECTOR
         return dlib_models.HOG

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from swapline.errors import InvalidInputError, NotFoundError, SwaplineError
-from swapline.export import INPUT, METADATA, OUTPUTS
+from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS
 
 # ONNX Runtime providers in order of preference; the CPU one is always there.
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -41,7 +40,7 @@ class ModelEntry:
 
     @property
     def cpu_int8_path(self) -> Path | None:
-        """The int8 variant for CPUs (see :mod:`swapline.quantize`), if any."""
+        """The int8 variant for CPUs (see :mod:`swapline.model.quantize`), if any."""
         variant = self.metadata.get("cpu_int8")
         if not variant:
             return None
@@ -104,16 +103,14 @@ class OnnxEngine:
     """Runs repository models in this process with ONNX Runtime.
 
     Without a GPU it runs an entry's int8 variant where there is one
-    (``cpu_int8`` False, or ``SWAPLINE_CPU_INT8=0``, keeps the float model).
+    (``cpu_int8`` False keeps the float model).
     """
 
     def __init__(
-        self, repository: ModelRepository, threads: int = 0, cpu_int8: bool | None = None
+        self, repository: ModelRepository, threads: int = 0, cpu_int8: bool = True
     ) -> None:
         self.repository = repository
         self.threads = threads
-        if cpu_int8 is None:
-            cpu_int8 = os.environ.get("SWAPLINE_CPU_INT8", "1") != "0"
         self.cpu_int8 = cpu_int8
         self._providers: list[str] | None = None
         self._sessions: dict[str, tuple[tuple[Path, float], Any]] = {}

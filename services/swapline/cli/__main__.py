@@ -1,0 +1,5 @@
+import sys
+
+from swapline.cli import main
+
+sys.exit(main())

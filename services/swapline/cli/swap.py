@@ -1,0 +1,175 @@
+"""``swapline swap`` (here, or through an orchestrator) and ``swapline eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from swapline.cli._common import DEFAULT_REPOSITORY, Subparsers, frame_range
+from swapline.cli._progress import add_quiet, progress_bar, show_frames
+
+if TYPE_CHECKING:  # the pipeline loads when a command needs it
+    from swapline.pipeline.options import Progress, SwapOptions
+    from swapline.stages.encode import EncodeSummary
+
+
+def register(sub: Subparsers) -> None:
+    sw = sub.add_parser("swap", help="replace faces in a video or image with a trained model")
+    sw.add_argument("--model", required=True, help="model name in the repository")
+    sw.add_argument("--input", required=True, help="video or image")
+    sw.add_argument("--output", required=True, help="output file (.mp4, .mkv, .webm; .png/.jpg)")
+    sw.add_argument("--repository", default=DEFAULT_REPOSITORY, metavar="MODEL_REPO")
+    sw.add_argument("--remote", default=None, metavar="ADDR", help="orchestrator address")
+    sw.add_argument("--color", choices=["rct", "lct", "hist", "none"], default="rct")
+    sw.add_argument("--seamless", action="store_true", help="Poisson seamless cloning")
+    sw.add_argument("--sharpen", type=float, default=0.0)
+    sw.add_argument("--codec", choices=["h264", "h265", "vp9", "av1"], default="h264")
+    sw.add_argument("--crf", type=int, default=None)
+    sw.add_argument("--preset", default=None)
+    sw.add_argument("--label", action="store_true", help="burn in a visible disclosure label")
+    sw.add_argument(
+        "--detect-every",
+        type=int,
+        default=4,
+        metavar="N",
+        help="run the face detector on every N-th frame, follow faces in between (1 = all)",
+    )
+    add_quiet(sw)
+    sw.set_defaults(func=run_swap)
+
+    ev = sub.add_parser(
+        "eval", help="quality of a swapped clip: identity, expression, stability, background"
+    )
+    ev.add_argument("--input", required=True, help="the original clip")
+    ev.add_argument(
+        "--source", required=True, help="clip, image or faceset of the source identity (A)"
+    )
+    ev.add_argument(
+        "--target", default=None, help="the same of identity B (default: the input's own faces)"
+    )
+    which = ev.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="swap the input with this model first (embedded)")
+    which.add_argument("--swapped", help="an already swapped version of the input")
+    ev.add_argument("--repository", default=DEFAULT_REPOSITORY, metavar="MODEL_REPO")
+    ev.add_argument(
+        "--frames",
+        type=frame_range,
+        default=(0, None),
+        metavar="START:END",
+        help="evaluate only these frames (e.g. ones the model never trained on)",
+    )
+    ev.add_argument("--out", default="out/eval", help="report folder")
+    add_quiet(ev)
+    ev.set_defaults(func=run_eval)
+
+
+def _options(args: argparse.Namespace) -> SwapOptions:
+    from swapline.pipeline.options import SwapOptions
+    from swapline.stages.blend import BlendOptions, ColorTransfer
+    from swapline.stages.encode import EncodeOptions
+
+    return SwapOptions(
+        model=args.model,
+        blend=BlendOptions(
+            color_transfer=ColorTransfer(args.color),
+            seamless_clone=args.seamless,
+            sharpen=args.sharpen,
+        ),
+        encode=EncodeOptions(
+            codec=args.codec, crf=args.crf, preset=args.preset, disclosure_label=args.label
+        ),
+        detect_every=args.detect_every,
+    )
+
+
+def _swap_here(
+    args: argparse.Namespace, source: str | Path, output: str | Path, options: SwapOptions
+) -> tuple[EncodeSummary, Progress]:
+    """Swaps with the stages in this process, showing progress."""
+    from swapline.pipeline import EmbeddedStages, swap_file
+
+    stages = EmbeddedStages(args.repository, cpu_int8=args.config.cpu_int8)
+    bar = progress_bar("swap", "frame", args.quiet)
+    try:
+        summary, progress = swap_file(
+            source,
+            output,
+            stages,
+            options,
+            lambda p: show_frames(bar, p.frames_done, p.frames_total, p.faces_swapped),
+        )
+    finally:
+        bar.close()
+        stages.close()
+    return summary, progress
+
+
+def run_swap(args: argparse.Namespace) -> int:
+    options = _options(args)
+    if args.remote:
+        return _swap_remote(args, options)
+    summary, progress = _swap_here(args, args.input, args.output, options)
+    print(
+        f"wrote {summary.output}: {summary.frames} frames, {progress.faces_swapped} faces "
+        f"swapped with {args.model}, {summary.audio_packets} audio packets copied, "
+        f"{progress.frames_per_second:.1f} frames/s"
+    )
+    return 0
+
+
+def _swap_remote(args: argparse.Namespace, options: SwapOptions) -> int:
+    from swapline.client import remote_swap
+    from swapline.protocol.jobs import job_spec_message
+    from swapline.v1 import orchestrator_pb2 as opb
+
+    bar = progress_bar("swap", "frame", args.quiet)
+
+    def on_progress(job: opb.Job) -> None:
+        done = job.progress
+        show_frames(bar, done.frames_done, done.frames_total, done.faces_swapped)
+
+    try:
+        spec = job_spec_message(options)
+        job = remote_swap(args.remote, args.input, args.output, spec, on_progress)
+    finally:
+        bar.close()
+    print(
+        f"wrote {args.output}: job {job.id}, {job.progress.frames_done} frames, "
+        f"{job.progress.faces_swapped} faces swapped with {args.model}, "
+        f"{job.progress.frames_per_second:.1f} frames/s"
+    )
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from swapline.evaluation.clip import evaluate_clip, reference_embedding, write_report
+
+    out = Path(args.out)
+    swapped = Path(args.swapped) if args.swapped else out / "swapped.mp4"
+    if args.model:
+        from swapline.pipeline.options import SwapOptions
+
+        _swap_here(args, args.input, swapped, SwapOptions(model=args.model))
+    source = reference_embedding(args.source)
+    target = reference_embedding(args.target) if args.target else None
+    bar = progress_bar("swap", "frame", args.quiet)
+    try:
+        evaluation, thumbs = evaluate_clip(
+            args.input,
+            swapped,
+            source,
+            target,
+            args.frames,
+            on_frame=lambda _: bar.update(1),
+        )
+    finally:
+        bar.close()
+    title = f"swapline eval: {Path(args.input).name}" + (
+        f" with {args.model}" if args.model else ""
+    )
+    paths = write_report(evaluation, thumbs, out, title)
+    print(json.dumps(evaluation.summary(), indent=2))
+    print(f"wrote {paths['json']} and {paths['report']}")
+    return 0

@@ -1,0 +1,155 @@
+"""Ordered, bounded parallel map over a stream, read-ahead, and warming a
+thread pool."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar, cast
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def ordered_map(
+    work: Callable[[In], Out],
+    items: Iterable[In],
+    workers: int,
+    window: int | None = None,
+    pool: ThreadPoolExecutor | None = None,
+) -> Iterator[Out]:
+    """``map(work, items)`` on ``workers`` threads, results in input order.
+
+    At most ``window`` items (default twice the workers) are in flight, so a
+    long stream is never read ahead further than that: memory stays flat.
+    Pass a long-lived ``pool`` when calling often: threads keep per-thread
+    state (dlib models) that is costly to load.
+    """
+    if workers <= 1:
+        yield from map(work, items)
+        return
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swapline") as own:
+            yield from ordered_map(work, items, workers, window, own)
+        return
+    window = window or 2 * workers
+    pending: deque[Future[Out]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+_DONE = object()
+
+# Face work runs ahead of the encoder. At a lower priority its threads take
+# the CPU time the encoder's threads leave idle rather than taking turns with
+# them, which would starve the encoder (the pipeline's bottleneck).
+_background_nice = 10
+
+
+def set_background_nice(nice: int) -> None:
+    """The priority :func:`lower_thread_priority` lowers threads to, for the
+    whole process (set once at start from its configuration; 0 = off)."""
+    global _background_nice
+    _background_nice = nice
+
+
+def background_nice() -> int:
+    return _background_nice
+
+
+def lower_thread_priority() -> None:
+    """Lowers the calling thread's scheduling priority to the background
+    niceness; threads it starts later inherit it. Linux only (there a thread
+    has a nice value of its own); never raises."""
+    nice = _background_nice
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return
+    with contextlib.suppress(OSError):
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) < nice:
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+
+
+def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> Iterator[Out]:
+    """Iterates ``items`` on a thread of its own, at most ``depth`` items
+    ahead of the consumer: producing and consuming overlap (face work runs
+    while the encoder compresses earlier frames) and memory stays bounded.
+
+    The producer's exception is raised in the consumer; when the consumer
+    stops early, the producer stops at its next item. A ``background``
+    producer runs at a lower priority (:func:`lower_thread_priority`).
+    """
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        if background:
+            lower_thread_priority()
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+        finally:
+            put(_DONE)
+
+    thread = threading.Thread(target=produce, name="swapline-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                if failure:
+                    raise failure[0]
+                return
+            yield cast(Out, item)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def on_every_thread(pool: ThreadPoolExecutor, threads: int, work: Callable[[], None]) -> None:
+    """Runs ``work`` once on each of ``pool``'s ``threads`` threads, starting
+    them: per-thread state (dlib models) loads now rather than during the
+    first requests."""
+    everyone = threading.Barrier(threads)
+
+    def one(_: int) -> None:
+        try:
+            work()
+        except BaseException:
+            everyone.abort()  # the others stop waiting; map() raises this
+            raise
+        # Holding each thread until all have one task spreads the tasks over
+        # every thread of the pool.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            everyone.wait(timeout=30)
+
+    list(pool.map(one, range(threads)))

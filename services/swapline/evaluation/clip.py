@@ -1,0 +1,379 @@
+"""``swapline eval``: how a swapped clip looks, measured against its input.
+
+For every frame of the input with a face (the largest one), on the input
+and the swapped output at the same place:
+
+* identity — whether the output face's dlib embedding is nearer the source
+  identity (A, from a reference clip, image or faceset) than the target
+  identity (B: by default the input's own faces), and its cosine similarity
+  to A;
+* expression and pose — the 68-landmark distance between output and input
+  face, in inter-ocular distances;
+* temporal stability — frame-to-frame jitter (second differences) of the
+  landmarks and of the face region's mean colour, output against input;
+* background — PSNR outside the region the blender may change.
+
+Frames are read in lockstep and measured one at a time; only per-frame
+numbers and a few contact-sheet thumbnails are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from swapline.errors import InvalidInputError
+from swapline.evaluation.quality import (
+    MaskedPsnr,
+    identity_nearness,
+    inter_ocular,
+    jitter,
+    landmark_error,
+)
+from swapline.media import Frame, open_media
+from swapline.stages.align import (
+    FaceType,
+    face_embedding,
+    find_landmarks,
+    frame_to_crop_matrix,
+    invert_affine,
+)
+from swapline.stages.blend import roi_of
+from swapline.stages.detect import FaceDetector
+
+THUMB_WIDTH = 320
+
+
+@dataclass
+class FrameMeasure:
+    index: int
+    nearer_source: bool
+    source_cosine: float
+    expression_error: float
+
+
+@dataclass
+class ClipEvaluation:
+    frames: int
+    faces: int
+    identity_score: float
+    source_cosine: float
+    expression_error: float
+    landmark_jitter_input: float
+    landmark_jitter_output: float
+    landmark_jitter_increase: float
+    colour_jitter_input: float
+    colour_jitter_output: float
+    colour_jitter_increase: float
+    background_psnr_db: float
+    per_frame: list[FrameMeasure] = field(default_factory=list)
+    landmark_jitter_per_frame: dict[str, list[float]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float | int | str]:
+        out: dict[str, float | int | str] = {}
+        for key, value in asdict(self).items():
+            if key in ("per_frame", "landmark_jitter_per_frame"):
+                continue
+            out[key] = "inf" if isinstance(value, float) and math.isinf(value) else value
+        return out
+
+
+def _largest(detector: FaceDetector, image: np.ndarray) -> tuple[float, float, float, float] | None:
+    faces = detector.detect(image)
+    if not faces:
+        return None
+    best = max(faces, key=lambda d: d.area)
+    return (best.left, best.top, best.right, best.bottom)
+
+
+def _frames(path: str | Path, every: int = 1) -> Iterator[Frame]:
+    with open_media(path) as reader:
+        for frame in reader.frames():
+            if frame.index % every == 0:
+                yield frame
+
+
+def reference_embedding(
+    path: str | Path, detector: FaceDetector | None = None, limit: int = 40
+) -> np.ndarray:
+    """The mean dlib embedding of one person: the largest face of up to
+    ``limit`` frames spread over a clip, an image, or a faceset's crops."""
+    path = Path(path)
+    detector = detector or FaceDetector()
+    if path.is_dir():
+        crops = sorted((path / "faces").glob("*.*")) or sorted(path.glob("*.jpg"))
+        step = max(1, len(crops) // limit)
+        images: Iterator[np.ndarray] = (
+            image for p in crops[::step] if (image := cv2.imread(str(p))) is not None
+        )
+    else:
+        with open_media(path) as reader:
+            total = reader.info.frame_count or limit
+        images = (f.image for f in _frames(path, max(1, total // limit)))
+    embeddings = []
+    for image in images:
+        box = _largest(detector, image)
+        if box is not None:
+            embeddings.append(face_embedding(image, find_landmarks(image, box)))
+        if len(embeddings) >= limit:
+            break
+    if not embeddings:
+        raise InvalidInputError(f"{path}: no face found to take the identity from")
+    return np.mean(embeddings, axis=0)
+
+
+def changeable_region(
+    landmarks: np.ndarray, frame_size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The rectangle a whole-face swap may change: the crop's square in the
+    frame with a 10% margin (smoothing can shift it a little)."""
+    size = 256
+    crop_to_frame = invert_affine(frame_to_crop_matrix(landmarks, size, FaceType.WHOLE))
+    x0, y0, x1, y1 = roi_of(crop_to_frame, size, frame_size)
+    pad = (x1 - x0) // 10
+    width, height = frame_size
+    return max(0, x0 - pad), max(0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)
+
+
+def _hull_mean(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    x0, y0 = np.floor(landmarks.min(0)).astype(int).clip(0)
+    x1, y1 = np.ceil(landmarks.max(0)).astype(int) + 1
+    region = image[y0:y1, x0:x1]
+    if region.size == 0:
+        return np.zeros(3)
+    mask = np.zeros(region.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull((landmarks - [x0, y0]).astype(np.int32)), (255,))
+    return np.asarray(cv2.mean(region, mask=mask)[:3])
+
+
+def _lockstep(original: str | Path, swapped: str | Path) -> Iterator[tuple[Frame, Frame]]:
+    try:
+        yield from zip(_frames(original), _frames(swapped), strict=True)
+    except ValueError:
+        raise InvalidInputError(
+            f"{Path(swapped).name} and {Path(original).name} differ in frame count"
+        ) from None
+
+
+def _thumb(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    return cv2.resize(image, (THUMB_WIDTH, max(1, round(height * THUMB_WIDTH / width))))
+
+
+def evaluate_clip(
+    original: str | Path,
+    swapped: str | Path,
+    source: np.ndarray,
+    target: np.ndarray | None = None,
+    frames: tuple[int, int | None] = (0, None),
+    contact: int = 6,
+    on_frame: Callable[[int], None] | None = None,
+) -> tuple[ClipEvaluation, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """Measures ``swapped`` against ``original`` (the same frames in the same
+    order). ``source``/``target`` are mean embeddings of identities A and B;
+    B defaults to the mean of the original's own faces. Also returns up to
+    ``contact`` (index, input, output) thumbnails for a contact sheet."""
+    detector = FaceDetector()
+    start, end = frames
+    with open_media(original) as reader, open_media(swapped) as other:
+        total = reader.info.frame_count
+        sizes = (reader.info.width, reader.info.height), (other.info.width, other.info.height)
+        if other.info.frame_count != total or sizes[0] != sizes[1]:
+            raise InvalidInputError(
+                f"{Path(swapped).name} is not a swapped version of {Path(original).name}: "
+                f"{other.info.frame_count} frames of {sizes[1][0]}x{sizes[1][1]} against "
+                f"{total} of {sizes[0][0]}x{sizes[0][1]}"
+            )
+    stop = min(end if end is not None else total, total)
+    picks = set(np.linspace(start, max(start, stop - 1), contact).round().astype(int).tolist())
+    background = MaskedPsnr()
+    indices: list[int] = []
+    errors: list[float] = []
+    # per measured frame: output embedding, landmarks and face colour in/out
+    embeddings: list[np.ndarray] = []
+    inputs: list[np.ndarray] = []
+    outputs: list[np.ndarray] = []
+    colours_in: list[np.ndarray] = []
+    colours_out: list[np.ndarray] = []
+    originals: list[np.ndarray] = []
+    thumbs: list[tuple[int, np.ndarray, np.ndarray]] = []
+    evaluated = 0
+    for before, after in _lockstep(original, swapped):
+        if before.index < start or (end is not None and before.index >= end):
+            continue
+        if before.image.shape != after.image.shape:
+            raise InvalidInputError("the swapped clip's frames differ in size from the input's")
+        evaluated += 1
+        a, b = before.image, after.image
+        height, width = a.shape[:2]
+        keep = np.ones((height, width), bool)
+        box = _largest(detector, a)
+        if box is not None:
+            lm_in = find_landmarks(a, box)
+            lm_out = find_landmarks(b, box)
+            x0, y0, x1, y1 = changeable_region(lm_in, (width, height))
+            keep[y0:y1, x0:x1] = False
+            indices.append(before.index)
+            embeddings.append(face_embedding(b, lm_out))
+            if target is None:
+                originals.append(face_embedding(a, lm_in))
+            inputs.append(lm_in)
+            outputs.append(lm_out)
+            colours_in.append(_hull_mean(a, lm_in))
+            colours_out.append(_hull_mean(b, lm_out))
+            errors.append(landmark_error(lm_out, lm_in))
+        background.add(a, b, keep)
+        if before.index in picks:
+            thumbs.append((before.index, _thumb(a), _thumb(b)))
+        if on_frame is not None:
+            on_frame(before.index)
+    if not indices:
+        raise InvalidInputError(f"{original}: no face in the evaluated frames")
+    target_mean = target if target is not None else np.mean(originals, axis=0)
+    nearer, cosine = identity_nearness(np.array(embeddings), source, target_mean)
+    scales = np.array([inter_ocular(lm) for lm in inputs])
+    jitter_in = jitter(np.array(inputs), scales)
+    jitter_out = jitter(np.array(outputs), scales)
+    colour_in = jitter(np.array(colours_in)[:, None, :])
+    colour_out = jitter(np.array(colours_out)[:, None, :])
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(values) else 0.0
+
+    evaluation = ClipEvaluation(
+        frames=evaluated,
+        faces=len(indices),
+        identity_score=float(nearer.mean()),
+        source_cosine=float(cosine.mean()),
+        expression_error=float(np.mean(errors)),
+        landmark_jitter_input=mean(jitter_in),
+        landmark_jitter_output=mean(jitter_out),
+        landmark_jitter_increase=mean(jitter_out) - mean(jitter_in),
+        colour_jitter_input=mean(colour_in),
+        colour_jitter_output=mean(colour_out),
+        colour_jitter_increase=mean(colour_out) - mean(colour_in),
+        background_psnr_db=background.value,
+        per_frame=[
+            FrameMeasure(i, bool(n), float(c), float(e))
+            for i, n, c, e in zip(indices, nearer, cosine, errors, strict=True)
+        ],
+        landmark_jitter_per_frame={
+            "frames": [float(i) for i in indices[1:-1]],
+            "input": jitter_in.tolist(),
+            "output": jitter_out.tolist(),
+        },
+    )
+    return evaluation, thumbs
+
+
+def write_report(
+    evaluation: ClipEvaluation,
+    thumbs: list[tuple[int, np.ndarray, np.ndarray]],
+    out_dir: str | Path,
+    title: str,
+) -> dict[str, Path]:
+    """eval.json, report.md, identity.png, jitter.png and contact_sheet.jpg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out / "eval.json",
+        "report": out / "report.md",
+        "identity": out / "identity.png",
+        "jitter": out / "jitter.png",
+        "contact_sheet": out / "contact_sheet.jpg",
+    }
+    per_frame = [asdict(m) for m in evaluation.per_frame]
+    paths["json"].write_text(
+        json.dumps({"summary": evaluation.summary(), "per_frame": per_frame}, indent=2) + "\n"
+    )
+
+    frames = [m.index for m in evaluation.per_frame]
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    axis.plot(frames, [m.source_cosine for m in evaluation.per_frame], label="cosine to source")
+    axis.scatter(
+        frames,
+        [1.02 if m.nearer_source else -0.02 for m in evaluation.per_frame],
+        s=4,
+        c=["tab:green" if m.nearer_source else "tab:red" for m in evaluation.per_frame],
+        label="nearer source (1) / target (0)",
+    )
+    axis.set_xlabel("frame")
+    axis.set_ylim(-0.1, 1.1)
+    axis.set_title("Identity per frame")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(paths["identity"], dpi=100)
+    plt.close(figure)
+
+    series = evaluation.landmark_jitter_per_frame
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    axis.plot(series["frames"], series["input"], label="input", linewidth=1)
+    axis.plot(series["frames"], series["output"], label="output", linewidth=1)
+    axis.set_xlabel("frame")
+    axis.set_ylabel("inter-ocular distances")
+    axis.set_title("Landmark jitter per frame (second difference)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(paths["jitter"], dpi=100)
+    plt.close(figure)
+
+    rows = []
+    for index, before, after in thumbs:
+        pair = np.hstack([before, after])
+        cv2.putText(
+            pair,
+            f"frame {index}: input | output",
+            (8, 22),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
+        rows.append(pair)
+    if rows:
+        width = max(r.shape[1] for r in rows)
+        rows = [
+            cv2.copyMakeBorder(r, 0, 4, 0, width - r.shape[1], cv2.BORDER_CONSTANT) for r in rows
+        ]
+        cv2.imwrite(str(paths["contact_sheet"]), np.vstack(rows))
+
+    summary = evaluation.summary()
+    lines = [
+        f"# {title}",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[f"| {key.replace('_', ' ')} | {_fmt(value)} |" for key, value in summary.items()],
+        "",
+        "Identity: share of faces nearer the source identity than the target "
+        "(dlib embeddings), and mean cosine similarity to the source. Expression "
+        "error and jitter are in inter-ocular distances; colour jitter in 8-bit "
+        "levels; background PSNR outside the region a swap may change.",
+        "",
+        "![identity per frame](identity.png)",
+        "",
+        "![landmark jitter per frame](jitter.png)",
+        "",
+        "![input and output frames](contact_sheet.jpg)",
+        "",
+    ]
+    paths["report"].write_text("\n".join(lines))
+    return paths
+
+
+def _fmt(value: float | int | str) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

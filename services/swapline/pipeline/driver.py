@@ -1,0 +1,364 @@
+"""The frame driver: detect -> align -> judge -> swap -> blend over the
+windows of a video, with the stages wherever they run (:class:`Stages`),
+and :func:`swap_file`, which encodes what it yields.
+
+Frames are processed in windows: a window's faces go to the swapper as one
+batch, and memory holds a window or two.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from swapline.concurrency import read_ahead
+from swapline.errors import InvalidInputError
+from swapline.media import Frame, open_media
+from swapline.pipeline.contract import Stages
+from swapline.pipeline.options import Progress, ProgressCallback, SwapOptions
+from swapline.pipeline.steps import FrameSlot, Judged, Swapped, blend_area, cut_face
+from swapline.stages.align import AlignedFace, AlignOptions, FaceType, RegionInput, region_around
+from swapline.stages.blend import BlendItem
+from swapline.stages.detect import (
+    NEAR_FACE_SIDE,
+    DetectInput,
+    Detection,
+    Scored,
+    merge_detections,
+    near_region,
+)
+from swapline.stages.encode import EncodeSummary, FramePatches, Patch
+
+Box = tuple[float, float, float, float]
+
+
+def _never() -> bool:
+    return False
+
+
+def _windows(frames: Iterator[Frame], size: int, first: int | None = None) -> Iterator[list[Frame]]:
+    """Consecutive frames in windows of ``size``. With ``first``, the first
+    windows are smaller, doubling up to ``size``: the encoder gets its first
+    frames sooner instead of idling while whole windows are analysed."""
+    target = min(size, first or size)
+    window: list[Frame] = []
+    for frame in frames:
+        window.append(frame)
+        if len(window) == target:
+            yield window
+            window = []
+            target = min(size, target * 2)
+    if window:
+        yield window
+
+
+def frame_patches(
+    source: str | os.PathLike[str],
+    stages: Stages,
+    options: SwapOptions,
+    progress: Progress,
+    on_progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] = _never,
+) -> Iterator[FramePatches]:
+    """The blended patches of every frame of ``source``, in order, with the
+    steps on threads of their own (:meth:`FrameSwapper.run`)."""
+    with open_media(source) as reader:
+        if reader.info.kind == "image":
+            options = replace(options, min_track_frames=1)  # one frame is all there is
+        swapper = FrameSwapper(stages, options)
+        progress.frames_total = reader.info.frame_count
+        # Windows of at least min_track_frames judge tracks as full ones do.
+        first = max(4, options.min_track_frames)
+        share = stages.takes_decoded_frames and reader.info.kind == "video"
+        windows = _windows(reader.frames(keep_decoded=share), options.window, first)
+        yield from swapper.run(windows, progress, cancelled, on_progress=on_progress, threaded=True)
+
+
+class FrameSwapper:
+    """Swaps the faces of consecutive frames of one video or live stream;
+    tracking and smoothing carry over from call to call.
+
+    A face seen in fewer than ``min_track_frames`` frames in a row is taken
+    for a false detection (a cartoon, a pattern) and left alone. A window
+    with a track still shorter than that at its end comes out with the next
+    window, when the track's length is known (or at the end of the run).
+    Other windows (every face in a long track, or no face) come out at once.
+
+    :meth:`run` drives the steps (:meth:`detect`, :meth:`align`,
+    :meth:`judge`, :meth:`swap`, :meth:`blend`), on one thread or a thread
+    each; each step's calls come in order.
+    """
+
+    def __init__(self, stages: Stages, options: SwapOptions) -> None:
+        options.validate()
+        self.stages = stages
+        self.options = options
+        self.entry = stages.model(options.model)
+        face_type = FaceType(self.entry.metadata.get("face_type", "whole"))
+        # The align stage measures intensity; crops are cut here, from the
+        # frame's own pixels (see _cut).
+        self.session = stages.align_session(
+            AlignOptions(
+                size=self.entry.resolution,
+                face_type=face_type,
+                smoothing=options.smoothing,
+                with_crop=False,
+            )
+        )
+        self._track_frames: dict[int, int] = {}
+        self._pending: Judged | None = None
+        self._frames_seen = 0
+        # Where the faces of the last analysed frame are: the next frames'
+        # hints until the detector runs again.
+        self._last_boxes: list[Box] = []
+
+    def run(
+        self,
+        windows: Iterable[list[Frame]],
+        progress: Progress,
+        cancelled: Callable[[], bool] = _never,
+        *,
+        end: bool = True,
+        threaded: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Iterator[FramePatches]:
+        """The patches of every frame of ``windows``, in order: the one way
+        to drive the steps.
+
+        With ``end`` False a window whose tracks cannot be judged yet stays
+        back for the next call (a live stream); with ``end`` the last one
+        comes out judged on what was seen. ``threaded`` runs analysis
+        (detection and alignment), swapping and blending on a thread each, a
+        window apart: with stages over gRPC, servers work at once instead of
+        waiting for the one before. Full frames stay only until their window
+        is analysed (a thread of its own for detection would keep twice as
+        many, for little gain); past that a window holds where its faces
+        are, so the later steps' depth costs little memory.
+        """
+
+        def judged() -> Iterator[Judged]:
+            for window in windows:
+                _check(cancelled)
+                yield from self.analyse(window, progress, cancelled)
+            if end:
+                yield from self._end()
+
+        def swapped(windows: Iterable[Judged]) -> Iterator[Swapped]:
+            for window in windows:
+                _check(cancelled)
+                yield self.swap(window, progress)
+
+        def ahead(items: Iterator[Judged] | Iterator[Swapped]) -> Iterator:
+            return read_ahead(items, depth=1) if threaded else items
+
+        for window in ahead(swapped(ahead(judged()))):
+            _check(cancelled)
+            yield from self.blend(window, progress)
+            if on_progress is not None:
+                on_progress(progress)
+        if on_progress is not None:
+            on_progress(progress)
+
+    def analyse(
+        self,
+        window: list[Frame],
+        progress: Progress,
+        cancelled: Callable[[], bool] = _never,
+    ) -> list[Judged]:
+        """Detects and aligns ``window``'s faces and returns the windows
+        whose faces can now be judged."""
+        boxes = self.detect(window, progress)
+        _check(cancelled)
+        aligned = self.align(window, boxes, progress)
+        _check(cancelled)
+        return self.judge(window, aligned)
+
+    def judge(self, window: list[Frame], aligned: list[AlignedFace]) -> list[Judged]:
+        """Counts ``window``'s faces into their tracks (windows in order)
+        and returns the windows whose faces can now be judged, with the
+        faces kept and the frame pixels under them."""
+        for face in aligned:
+            self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
+        current = self._cut(window, aligned)
+        least = self.options.min_track_frames
+        judged = [] if self._pending is None else [self._kept(self._pending)]
+        self._pending = None
+        if all(self._track_frames[face.track_id] >= least for face in aligned):
+            judged.append(current)  # every face's track is long enough already
+        else:
+            self._pending = current
+        return judged
+
+    def _end(self) -> list[Judged]:
+        """The window held back, judged on what was seen."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else [self._kept(pending)]
+
+    def _kept(self, judged: Judged) -> Judged:
+        frames, cuts = judged
+        least = self.options.min_track_frames
+        return frames, [c for c in cuts if self._track_frames.get(c.face.track_id, 0) >= least]
+
+    def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
+        """The window without its full images: each face's :class:`Cut`."""
+        frames = {frame.index: frame for frame in window}
+        keep_pixels = self.options.blend.seamless_clone
+        size = self.entry.resolution
+        cuts = [cut_face(frames[face.frame_index], face, size, keep_pixels) for face in aligned]
+        slots = [FrameSlot(frame.index, frame.decoded) for frame in window]
+        return slots, [cut for cut in cuts if cut is not None]
+
+    def align(
+        self, window: list[Frame], boxes: list[list[Scored]], progress: Progress
+    ) -> list[AlignedFace]:
+        """Landmarks, crops and masks of the faces found (frames in order:
+        tracking carries over)."""
+        regions: list[RegionInput] = []
+        for frame, found in zip(window, boxes, strict=True):
+            if self.options.max_faces_per_frame:
+                found = found[: self.options.max_faces_per_frame]
+            for face_index, (left, top, right, bottom, score) in enumerate(found):
+                box = (left, top, right, bottom)
+                x0, y0, x1, y1 = region_around(box, frame.size)
+                regions.append(
+                    RegionInput(
+                        frame.index,
+                        face_index,
+                        frame.grey[y0:y1, x0:x1],
+                        (float(x0), float(y0)),
+                        box,
+                        score,
+                    )
+                )
+        start = time.perf_counter()
+        aligned = self.session.align(regions) if regions else []
+        progress.timed("align", start)
+        return aligned
+
+    def detect(self, window: list[Frame], progress: Progress) -> list[list[Scored]]:
+        """Boxes per frame, largest first. Every ``detect_every``-th frame is
+        searched whole; the frames in between only around the faces of the
+        last searched frame, which costs a fraction and keeps each box a
+        real detection. A face entering the picture is found at the next
+        whole-frame search."""
+        start = time.perf_counter()
+        every = self.options.detect_every
+        first = self._frames_seen
+        self._frames_seen += len(window)
+        keyframes = [f for i, f in enumerate(window) if (first + i) % every == 0]
+        whole = self.stages.detect([DetectInput(f.index, self._picture(f)) for f in keyframes])
+        found: dict[int, list[Scored]] = {
+            f.index: _largest_first(faces) for f, faces in zip(keyframes, whole, strict=True)
+        }
+        near: list[DetectInput] = []
+        small: list[Frame] = []
+        hints = self._last_boxes
+        for frame in window:
+            if frame.index in found:
+                hints = [b[:4] for b in found[frame.index]]
+            elif any(max(b[2] - b[0], b[3] - b[1]) < NEAR_FACE_SIDE for b in hints):
+                # A region would have to be enlarged: its boxes would differ
+                # from whole-frame ones, and small frames are cheap anyway.
+                small.append(frame)
+            else:
+                picture = self._picture(frame)
+                near.extend(near_region(frame.index, picture, box) for box in hints)
+        if small:
+            more = self.stages.detect([DetectInput(f.index, self._picture(f)) for f in small])
+            found.update(
+                (f.index, _largest_first(faces)) for f, faces in zip(small, more, strict=True)
+            )
+        if near:
+            by_frame: dict[int, list[Detection]] = {}
+            for item, faces in zip(near, self.stages.detect(near, near=True), strict=True):
+                by_frame.setdefault(item.index, []).extend(Detection(*b) for b in faces)
+            for index, detections in by_frame.items():
+                merged = merge_detections(detections)
+                found[index] = _largest_first(
+                    (d.left, d.top, d.right, d.bottom, d.score) for d in merged
+                )
+        boxes = [found.get(frame.index, []) for frame in window]
+        self._last_boxes = [b[:4] for b in boxes[-1]] if every > 1 else []
+        progress.timed("detect", start)
+        return boxes
+
+    def _picture(self, frame: Frame) -> np.ndarray:
+        """What the detector reads of a frame: intensity unless it needs colour."""
+        return frame.image if self.stages.detects_in_colour else frame.grey
+
+    def swap(self, judged: Judged, progress: Progress) -> Swapped:
+        """The window's kept faces through the swap model, one batch."""
+        frames, cuts = judged
+        if not cuts:
+            return Swapped(frames, cuts, None, None)
+        start = time.perf_counter()
+        crops = np.stack([c.crop for c in cuts])
+        faces, masks = self.stages.swap(self.options.model, crops)
+        progress.timed("swap", start)
+        return Swapped(frames, cuts, faces, masks)
+
+    def blend(self, swapped: Swapped, progress: Progress) -> Iterator[FramePatches]:
+        """Blends a swapped window's faces and yields every frame's patches."""
+        items: list[BlendItem] = []
+        if swapped.faces is not None and swapped.masks is not None:
+            for cut, face, mask in zip(swapped.cuts, swapped.faces, swapped.masks, strict=True):
+                size = self.entry.resolution
+                item = blend_area(cut, face, mask[..., 0], size, self.options.blend)
+                if item is not None:
+                    items.append(item)
+        start = time.perf_counter()
+        blended = self.stages.blend(items, self.options.blend) if items else []
+        progress.timed("blend", start)
+        by_frame: dict[int, list[Patch]] = {}
+        for item, patch in zip(items, blended, strict=True):
+            by_frame.setdefault(item.frame_index, []).append(patch)
+        for frame in swapped.frames:
+            patches = by_frame.get(frame.index, [])
+            progress.faces_swapped += len(patches)
+            progress.frames_done += 1
+            yield FramePatches(frame.index, patches, frame.decoded)
+
+
+def _largest_first(boxes: Iterable[Scored]) -> list[Scored]:
+    return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
+def _check(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise InterruptedError("cancelled")
+
+
+def swap_file(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    stages: Stages,
+    options: SwapOptions,
+    on_progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> tuple[EncodeSummary, Progress]:
+    """Swaps every face of ``source`` and writes ``output``.
+
+    The model is looked up and the input opened before any work; a failure
+    leaves no output file behind.
+    """
+    stages.model(options.model)  # NOT_FOUND before any work
+    with open_media(source) as reader:
+        if reader.info.kind == "image" and Path(output).suffix.lower() not in (
+            ".png",
+            ".jpg",
+            ".jpeg",
+        ):
+            raise InvalidInputError(f"{output}: a still image needs a .png or .jpg output")
+    progress = Progress()
+    patches = read_ahead(
+        frame_patches(source, stages, options, progress, on_progress, cancelled),
+        depth=options.window,
+        background=True,
+    )
+    summary = stages.encode(source, output, patches, options.encode, options.model)
+    return summary, progress

@@ -1,0 +1,28 @@
+"""The swap model's contract with whoever serves it: tensor names, shapes,
+dtypes and the metadata file beside each repository entry.
+
+Serving owns this contract (the engines in :mod:`swapline.stages.swap`, the
+Triton configurations); the exporter writes models that keep it.
+"""
+
+from __future__ import annotations
+
+INPUT = "faces"  # uint8 [N, R, R, 3], BGR
+OUTPUTS = ("swapped", "mask")  # uint8 [N, R, R, 3] BGR and [N, R, R, 1]
+METADATA = "swapline.json"  # per entry: resolution, face type, identities and consent
+PREFERRED_BATCHES = (64, 128, 256)  # Triton's dynamic batcher aims for these
+
+
+def face_shape(resolution: int) -> tuple[int, int, int]:
+    """One face in or one swapped face out."""
+    return (resolution, resolution, 3)
+
+
+def mask_shape(resolution: int) -> tuple[int, int, int]:
+    """One mask out."""
+    return (resolution, resolution, 1)
+
+
+def preferred_batches(max_batch: int) -> list[int]:
+    """The preferred batch sizes a model with ``max_batch`` can take."""
+    return [b for b in PREFERRED_BATCHES if b <= max_batch] or [max_batch]
