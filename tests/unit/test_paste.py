@@ -14,7 +14,8 @@ import pytest
 from swapline.errors import InvalidInputError
 from swapline.media import open_media
 from swapline.stages.blend import trim_to_alpha
-from swapline.stages.encode import FramePatches, Patch, encode, paste_yuv
+from swapline.stages.encode import FramePatches, encode
+from swapline.stages.paste import Patch, paste_yuv
 
 
 def first_frame(data: Path) -> av.VideoFrame:

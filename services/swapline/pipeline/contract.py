@@ -12,7 +12,8 @@ import numpy as np
 from swapline.stages.align import AlignedFace, AlignOptions, RegionInput
 from swapline.stages.blend import BlendItem, BlendOptions
 from swapline.stages.detect import DetectInput, Scored
-from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch
+from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches
+from swapline.stages.paste import Patch
 from swapline.stages.swap import ModelEntry
 
 

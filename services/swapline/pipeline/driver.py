@@ -32,7 +32,8 @@ from swapline.stages.detect import (
     merge_detections,
     near_region,
 )
-from swapline.stages.encode import EncodeSummary, FramePatches, Patch
+from swapline.stages.encode import EncodeSummary, FramePatches
+from swapline.stages.paste import Patch
 
 Box = tuple[float, float, float, float]
 

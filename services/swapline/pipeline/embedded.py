@@ -18,7 +18,8 @@ from swapline.stages.align import AlignedFace, AlignOptions, AlignSession, Measu
 from swapline.stages.blend import BlendItem, BlendOptions, blend_patch
 from swapline.stages.blend import prepare as prepare_blending
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, DetectorConfig, FaceDetector, Scored
-from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch, encode
+from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, encode
+from swapline.stages.paste import Patch
 from swapline.stages.swap import ModelEntry, ModelRepository, OnnxEngine
 
 In = TypeVar("In")

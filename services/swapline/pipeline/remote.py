@@ -43,7 +43,8 @@ from swapline.protocol.status import error_for
 from swapline.stages.align import AlignedFace, AlignOptions, RegionInput
 from swapline.stages.blend import BlendItem, BlendOptions
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, Scored
-from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches, Patch
+from swapline.stages.encode import EncodeOptions, EncodeSummary, FramePatches
+from swapline.stages.paste import Patch
 from swapline.stages.swap import ModelEntry
 from swapline.v1 import (
     aligner_pb2,

@@ -11,11 +11,12 @@ import numpy as np
 from swapline.errors import InvalidInputError
 from swapline.media import DEFAULT_MAX_PIXELS
 from swapline.protocol import wire
-from swapline.protocol.options import face_type_message
+from swapline.protocol.options import face_type, face_type_message
 from swapline.stages.align import AlignedCrop, AlignedFace, AlignOptions, FaceType, RegionInput
 from swapline.stages.blend import BlendItem
 from swapline.stages.detect import Scored
-from swapline.stages.encode import FramePatches, Patch
+from swapline.stages.encode import FramePatches
+from swapline.stages.paste import Patch
 from swapline.stages.swap import ModelEntry
 from swapline.v1 import blender_pb2, encoder_pb2, swapper_pb2
 from swapline.v1 import common_pb2 as pb
@@ -242,9 +243,8 @@ def model_info(entry: ModelEntry, ready: bool) -> swapper_pb2.ModelInfo:
 
 def model_entry(info: swapper_pb2.ModelInfo) -> ModelEntry:
     """What a pipeline needs of a model served elsewhere (no local path)."""
-    face_type = FaceType.FULL if info.face_type == pb.FACE_TYPE_FULL else FaceType.WHOLE
+    # A model that names no face type was trained on whole faces.
+    kind = face_type(info.face_type, FaceType.WHOLE)
     return ModelEntry(
-        info.name,
-        Path(info.name),
-        {"resolution": info.resolution, "face_type": face_type.value},
+        info.name, Path(info.name), {"resolution": info.resolution, "face_type": kind.value}
     )

@@ -15,7 +15,7 @@ from swapline.runtime.server import (
     require_pixel_budget,
 )
 from swapline.stages.blend import BlendOptions, blend_patch, prepare
-from swapline.stages.encode import Patch
+from swapline.stages.paste import Patch
 from swapline.v1 import blender_pb2, blender_pb2_grpc
 
 SERVICE_NAME = blender_pb2.DESCRIPTOR.services_by_name["Blender"].full_name

@@ -46,7 +46,7 @@ from swapline.protocol.options import blend_options
 from swapline.runtime import metrics
 from swapline.runtime.server import ServiceBinding, StageWorkers
 from swapline.runtime.storage import StorageRoots
-from swapline.stages.encode import paste
+from swapline.stages.paste import paste
 from swapline.v1 import common_pb2 as pb
 from swapline.v1 import orchestrator_pb2 as opb
 from swapline.v1 import orchestrator_pb2_grpc
