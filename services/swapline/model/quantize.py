@@ -107,6 +107,10 @@ def add_cpu_int8(
             _Batches(calibration),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            # 7-bit weights: without AVX-512 VNNI, ONNX Runtime's u8s8 kernels
+            # (VPMADDUBSW) saturate 16-bit sums of 8-bit products; measured on
+            # an AVX2-only CPU: mean difference 3.67 levels with full range.
+            reduce_range=True,
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
         )

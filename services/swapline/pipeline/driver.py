@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from swapline.stages.encode import EncodeSummary, FramePatches
 from swapline.stages.paste import Patch
 
 Box = tuple[float, float, float, float]
+T = TypeVar("T")
 
 
 def _never() -> bool:
@@ -154,10 +156,7 @@ class FrameSwapper:
                 _check(cancelled)
                 yield self.swap(window, progress)
 
-        def ahead(items: Iterator[Judged] | Iterator[Swapped]) -> Iterator:
-            return read_ahead(items, depth=1) if threaded else items
-
-        for window in ahead(swapped(ahead(judged()))):
+        for window in _ahead(swapped(_ahead(judged(), threaded)), threaded):
             _check(cancelled)
             yield from self.blend(window, progress)
             if on_progress is not None:
@@ -329,6 +328,11 @@ def _largest_first(boxes: Iterable[Scored]) -> list[Scored]:
     return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 
 
+def _ahead(items: Iterator[T], threaded: bool) -> Iterator[T]:
+    """``items`` produced on a thread of their own one ahead, if ``threaded``."""
+    return read_ahead(items, depth=1) if threaded else items
+
+
 def _check(cancelled: Callable[[], bool]) -> None:
     if cancelled():
         raise InterruptedError("cancelled")
@@ -340,7 +344,7 @@ def swap_file(
     stages: Stages,
     options: SwapOptions,
     on_progress: ProgressCallback | None = None,
-    cancelled: Callable[[], bool] = lambda: False,
+    cancelled: Callable[[], bool] = _never,
 ) -> tuple[EncodeSummary, Progress]:
     """Swaps every face of ``source`` and writes ``output``.
 
