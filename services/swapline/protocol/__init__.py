@@ -3,8 +3,12 @@
 * :mod:`~swapline.protocol.wire`: pixels and geometry (images, boxes,
   landmarks, affine matrices) to and from messages, with the checks a server
   applies to what it receives;
-* :mod:`~swapline.protocol.options`: each stage's options, face types and
-  the other message ⇄ domain mappings, each written once in both directions;
+* :mod:`~swapline.protocol.options`: each stage's options and enumerations
+  (face types, detector models, colour transfers, codecs);
+* :mod:`~swapline.protocol.results`: what stages take and answer (face
+  regions, detections, aligned faces, blend items, patches, model
+  descriptions); each mapping here is written once, both directions side
+  by side;
 * :mod:`~swapline.protocol.status`: domain errors ⇄ gRPC status codes, the
   one table servers and clients share;
 * :mod:`~swapline.protocol.channel`: client channels with retries and byte
