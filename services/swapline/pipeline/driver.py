@@ -21,6 +21,7 @@ from swapline.concurrency import read_ahead
 from swapline.errors import InvalidInputError
 from swapline.media import Frame, open_media
 from swapline.pipeline.contract import Stages
+from swapline.pipeline.judge import TrackJudge
 from swapline.pipeline.options import Progress, ProgressCallback, SwapOptions
 from swapline.pipeline.steps import FrameSlot, Judged, Swapped, blend_area, cut_face
 from swapline.stages.align import AlignedFace, AlignOptions, FaceType, RegionInput, region_around
@@ -34,6 +35,7 @@ from swapline.stages.detect import (
     near_region,
 )
 from swapline.stages.encode import EncodeSummary, FramePatches
+from swapline.stages.follow import FaceFollower
 from swapline.stages.paste import Patch
 
 Box = tuple[float, float, float, float]
@@ -86,15 +88,17 @@ class FrameSwapper:
     """Swaps the faces of consecutive frames of one video or live stream;
     tracking and smoothing carry over from call to call.
 
-    A face seen in fewer than ``min_track_frames`` frames in a row is taken
-    for a false detection (a cartoon, a pattern) and left alone. A window
-    with a track still shorter than that at its end comes out with the next
-    window, when the track's length is known (or at the end of the run).
-    Other windows (every face in a long track, or no face) come out at once.
+    A face the detector misses for a few frames in the middle of a shot (a
+    hand or a microphone over it, a flash, a quick turn) is followed
+    (:class:`~swapline.stages.follow.FaceFollower`) and swapped once it is
+    found again, so a swapped face never turns back into the real one for a
+    moment. A face seen in fewer than ``min_track_frames`` frames is taken
+    for a false detection and left alone. Windows wait for what later
+    frames show (:class:`~swapline.pipeline.judge.TrackJudge`).
 
     :meth:`run` drives the steps (:meth:`detect`, :meth:`align`,
-    :meth:`judge`, :meth:`swap`, :meth:`blend`), on one thread or a thread
-    each; each step's calls come in order.
+    :meth:`judge`, :meth:`end`, :meth:`swap`, :meth:`blend`), on one thread
+    or a thread each; each step's calls come in order.
     """
 
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
@@ -113,8 +117,8 @@ class FrameSwapper:
                 with_crop=False,
             )
         )
-        self._track_frames: dict[int, int] = {}
-        self._pending: Judged | None = None
+        self._judge = TrackJudge(options.min_track_frames)
+        self._follower = FaceFollower()
         self._frames_seen = 0
         # Where the faces of the last analysed frame are: the next frames'
         # hints until the detector runs again.
@@ -149,7 +153,7 @@ class FrameSwapper:
                 _check(cancelled)
                 yield from self.analyse(window, progress, cancelled)
             if end:
-                yield from self._end()
+                yield from self.end()
 
         def swapped(windows: Iterable[Judged]) -> Iterator[Swapped]:
             for window in windows:
@@ -179,30 +183,15 @@ class FrameSwapper:
         return self.judge(window, aligned)
 
     def judge(self, window: list[Frame], aligned: list[AlignedFace]) -> list[Judged]:
-        """Counts ``window``'s faces into their tracks (windows in order)
-        and returns the windows whose faces can now be judged, with the
-        faces kept and the frame pixels under them."""
-        for face in aligned:
-            self._track_frames[face.track_id] = self._track_frames.get(face.track_id, 0) + 1
-        current = self._cut(window, aligned)
-        least = self.options.min_track_frames
-        judged = [] if self._pending is None else [self._kept(self._pending)]
-        self._pending = None
-        if all(self._track_frames[face.track_id] >= least for face in aligned):
-            judged.append(current)  # every face's track is long enough already
-        else:
-            self._pending = current
-        return judged
+        """The windows whose faces can now be judged (see
+        :class:`~swapline.pipeline.judge.TrackJudge`), with the faces kept
+        and the frame pixels under them."""
+        return self._judge.add(self._cut(window, aligned), aligned)
 
-    def _end(self) -> list[Judged]:
-        """The window held back, judged on what was seen."""
-        pending, self._pending = self._pending, None
-        return [] if pending is None else [self._kept(pending)]
-
-    def _kept(self, judged: Judged) -> Judged:
-        frames, cuts = judged
-        least = self.options.min_track_frames
-        return frames, [c for c in cuts if self._track_frames.get(c.face.track_id, 0) >= least]
+    def end(self) -> list[Judged]:
+        """Every window held back, judged on what was seen (the end of a
+        video)."""
+        return self._judge.end()
 
     def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
         """The window without its full images: each face's :class:`Cut`."""
@@ -282,7 +271,12 @@ class FrameSwapper:
                 found[index] = _largest_first(
                     (d.left, d.top, d.right, d.bottom, d.score) for d in merged
                 )
-        boxes = [found.get(frame.index, []) for frame in window]
+        # Faces the detector missed but were there a frame before are
+        # followed (kept only once found again: see TrackJudge).
+        boxes = [
+            _largest_first(self._follower.update(frame.grey, found.get(frame.index, [])))
+            for frame in window
+        ]
         self._last_boxes = [b[:4] for b in boxes[-1]] if every > 1 else []
         progress.timed("detect", start)
         return boxes
