@@ -39,11 +39,15 @@ from swapline.stages.align import (
 )
 from swapline.stages.detect import DetectorConfig, FaceDetector
 from swapline.stages.select import Selection, SelectMode, select_faces
+from swapline.stages.track import DEFAULT_MAX_GAP
 
 FACESET_FORMAT = "swapline-faceset"
 FACESET_VERSION = 1
 MANIFEST = "manifest.json"
 RECORDS = "faces.jsonl"
+# A face seen in fewer analysed frames in a row is taken for a false
+# detection, as in the swap pipeline (SwapOptions.min_track_frames).
+MIN_TRACK_FRAMES = 3
 
 
 @dataclass(frozen=True)
@@ -323,15 +327,60 @@ def _extract_source(
             if frame.index >= options.first_frame and frame.index % options.every == 0:
                 yield frame
 
-    session = AlignSession(options.align_options)
+    # A still image is all there is: its faces need no track behind them.
+    least = 1 if reader.info.kind == "image" else MIN_TRACK_FRAMES
+    tracks = TrackFilter(least, gap=DEFAULT_MAX_GAP * options.every)
+    session = AlignSession(options.align_options, frame_step=options.every)
+    with_face: set[int] = set()
+
+    def write(ready: list[tuple[Frame, AlignedFace]]) -> None:
+        for frame, face in ready:
+            writer.write(source_index, frame, face)
+            stats.faces += 1
+            with_face.add(frame.index)
+
     for frame, faces in analyse_frames(
         sampled(), detector, session, options.selection, options.workers
     ):
         stats.frames_analysed += 1
-        stats.frames_with_face += bool(faces)
+        write(tracks.add(frame, faces))
+    write(tracks.end())
+    stats.frames_with_face = len(with_face)
+
+
+class TrackFilter:
+    """Holds each face until its track has been seen in ``least`` analysed
+    frames; a track that ends shorter was a false detection (a cartoon, a
+    pattern) and its faces are dropped, as the swap pipeline drops them."""
+
+    def __init__(self, least: int, gap: int) -> None:
+        self.least = least
+        self.gap = gap  # frames without a face that end a track
+        self._seen: dict[int, tuple[int, int]] = {}  # track: (faces, last frame index)
+        self._held: dict[int, list[tuple[Frame, AlignedFace]]] = {}
+
+    def add(self, frame: Frame, faces: list[AlignedFace]) -> list[tuple[Frame, AlignedFace]]:
+        """The faces that can be written now (``frame``'s and earlier ones)."""
+        for track, (_, last) in list(self._seen.items()):
+            if frame.index - last > self.gap:  # ended
+                del self._seen[track]
+                self._held.pop(track, None)
+        ready: list[tuple[Frame, AlignedFace]] = []
         for face in faces:
-            writer.write(source_index, frame, face)
-            stats.faces += 1
+            count = self._seen.get(face.track_id, (0, 0))[0] + 1
+            self._seen[face.track_id] = (count, frame.index)
+            if count < self.least:
+                self._held.setdefault(face.track_id, []).append((frame, face))
+            else:
+                ready += self._held.pop(face.track_id, [])
+                ready.append((frame, face))
+        return ready
+
+    def end(self) -> list[tuple[Frame, AlignedFace]]:
+        """Nothing more: the faces still held belong to tracks too short."""
+        self._held.clear()
+        self._seen.clear()
+        return []
 
 
 def reference_embedding(

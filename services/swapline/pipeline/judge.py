@@ -22,9 +22,7 @@ from collections import deque
 from swapline.pipeline.steps import Cut, Judged
 from swapline.stages.align import AlignedFace
 from swapline.stages.follow import is_followed
-
-# The tracker links a face again after this many frames without it.
-_TRACK_GAP = 2
+from swapline.stages.track import DEFAULT_MAX_GAP
 
 
 class TrackJudge:
@@ -76,7 +74,7 @@ class TrackJudge:
         track = cut.face.track_id
         if self._last_detected.get(track, -1) > cut.face.frame_index:
             return True  # found again: the gap is bridged
-        return self._analysed_to - self._last_seen.get(track, -1) > _TRACK_GAP  # it ended
+        return self._analysed_to - self._last_seen.get(track, -1) > DEFAULT_MAX_GAP  # it ended
 
     def _kept(self, judged: Judged) -> Judged:
         frames, cuts = judged

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import importlib
 import logging
 import os
@@ -192,6 +193,7 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
 
 def run_server(config: ServerConfig) -> None:
     """Entry point of ``swapline serve``: metrics endpoint plus gRPC server."""
+    faulthandler.enable()  # a crash in native code leaves its stack in the log
     keep_freed_memory()
     if config.nice > 0:
         with contextlib.suppress(OSError):

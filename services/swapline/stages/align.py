@@ -21,7 +21,7 @@ import numpy as np
 from swapline.errors import InvalidInputError
 from swapline.media import grey
 from swapline.stages import dlib_models
-from swapline.stages.track import DEFAULT_SMOOTHING, FaceTracker
+from swapline.stages.track import DEFAULT_MAX_GAP, DEFAULT_SMOOTHING, FaceTracker
 
 # fmt: off
 TEMPLATE_68 = np.array([
@@ -312,10 +312,12 @@ class AlignSession:
     whole video; give it frames in order, every face of a frame in one call.
     """
 
-    def __init__(self, options: AlignOptions | None = None) -> None:
+    def __init__(self, options: AlignOptions | None = None, frame_step: int = 1) -> None:
+        """``frame_step``: the frames given are every n-th of the video
+        (a face missed in two of them still ends its track)."""
         self.options = options or AlignOptions()
         self.options.validate()
-        self.tracker = FaceTracker(self.options.smoothing)
+        self.tracker = FaceTracker(self.options.smoothing, max_gap=DEFAULT_MAX_GAP * frame_step)
 
     def measure(self, regions: Sequence[RegionInput]) -> list[Measurement]:
         """Per-frame work with no state: landmarks (and embeddings if asked).

@@ -18,6 +18,8 @@ import numpy as np
 from swapline.errors import InvalidInputError
 
 DEFAULT_SMOOTHING = 0.5
+# Frames a face may be missing before its track ends.
+DEFAULT_MAX_GAP = 2
 
 
 def _alpha(cutoff: float, dt: float) -> float:
@@ -107,7 +109,7 @@ class FaceTracker:
         self,
         smoothing: float = DEFAULT_SMOOTHING,
         iou_threshold: float = 0.3,
-        max_gap: int = 2,
+        max_gap: int = DEFAULT_MAX_GAP,
     ) -> None:
         if not 0.0 <= smoothing <= 1.0:
             raise InvalidInputError(f"smoothing must be in 0..1, got {smoothing}")
