@@ -90,7 +90,9 @@ def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> It
     while the encoder compresses earlier frames) and memory stays bounded.
 
     The producer's exception is raised in the consumer; when the consumer
-    stops early, the producer stops at its next item. A ``background``
+    stops early, the producer stops at its next item and closes ``items``
+    (a generator's own clean-up, its read-ahead threads and open files,
+    runs then, not whenever it is garbage-collected). A ``background``
     producer runs at a lower priority (:func:`lower_thread_priority`).
     """
     if depth < 1:
@@ -111,13 +113,20 @@ def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> It
     def produce() -> None:
         if background:
             lower_thread_priority()
+        source = iter(items)
         try:
-            for item in items:
+            for item in source:
                 if not put(item):
                     return
         except BaseException as exc:  # re-raised in the consumer
             failure.append(exc)
         finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException as exc:
+                    failure.append(exc)
             put(_DONE)
 
     thread = threading.Thread(target=produce, name="swapline-read-ahead", daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sys
@@ -91,3 +92,22 @@ def test_background_producer_runs_below_the_consumer_and_its_threads_inherit_it(
     assert priority() == consumer  # the caller's own priority is untouched
     (plain, _), *_ = list(read_ahead(items(), depth=1))
     assert plain == consumer
+
+
+def test_read_ahead_closes_its_source_when_the_consumer_stops() -> None:
+    """The source's clean-up runs on the producer's thread before close()
+    returns, even while something else still holds the source (a
+    traceback, say): its own threads and files do not outlive the consumer."""
+    closed: list[str] = []
+
+    def source() -> Iterator[int]:
+        try:
+            yield from itertools.count()
+        finally:
+            closed.append(threading.current_thread().name)
+
+    held = source()
+    ahead = read_ahead(held, depth=2)
+    assert next(ahead) == 0
+    ahead.close()
+    assert closed == ["swapline-read-ahead"]

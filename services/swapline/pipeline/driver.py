@@ -160,11 +160,17 @@ class FrameSwapper:
                 _check(cancelled)
                 yield self.swap(window, progress)
 
-        for window in _ahead(swapped(_ahead(judged(), threaded)), threaded):
-            _check(cancelled)
-            yield from self.blend(window, progress)
-            if on_progress is not None:
-                on_progress(progress)
+        # Closed on the way out, whatever ends the run: the read-ahead
+        # threads stop before the caller closes the input they decode.
+        ahead = _ahead(swapped(_ahead(judged(), threaded)), threaded)
+        try:
+            for window in ahead:
+                _check(cancelled)
+                yield from self.blend(window, progress)
+                if on_progress is not None:
+                    on_progress(progress)
+        finally:
+            getattr(ahead, "close", lambda: None)()
         if on_progress is not None:
             on_progress(progress)
 
