@@ -18,6 +18,7 @@ def register(sub: Subparsers) -> None:
     _register_train(sub)
     _register_export(sub)
     _register_quantize(sub)
+    _register_train_occlusion(sub)
     _register_triton(sub)
     _register_eval_identity(sub)
 
@@ -189,6 +190,53 @@ def run_quantize(args: argparse.Namespace) -> int:
     entry = Path(args.model)
     ModelRepository(entry.parent).get(entry.name)  # a clear error for a wrong path
     _add_int8(entry, args.faceset)
+    return 0
+
+
+def _register_train_occlusion(sub: Subparsers) -> None:
+    occ = sub.add_parser(
+        "train-occlusion",
+        help="train the occlusion segmenter and join it to a repository entry's swap model",
+    )
+    occ.add_argument("model", metavar="MODEL_REPO/NAME")
+    occ.add_argument(
+        "--faceset",
+        action="append",
+        required=True,
+        metavar="FACESET",
+        help="faces to paste occluders over (repeat; any identities)",
+    )
+    occ.add_argument(
+        "--textures",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="pictures or videos without faces to cut occluder textures from",
+    )
+    limit = occ.add_mutually_exclusive_group()
+    limit.add_argument("--minutes", type=float, default=4.0, help="training time")
+    limit.add_argument("--steps", type=int, default=None, help="train this many steps instead")
+    occ.add_argument(
+        "--int8-faceset",
+        default=None,
+        metavar="FACESET_B",
+        help="also make the int8 variant again, calibrated on this faceset of the target",
+    )
+    occ.set_defaults(func=run_train_occlusion)
+
+
+def run_train_occlusion(args: argparse.Namespace) -> int:
+    from swapline.model.occlusion import add_occlusion
+
+    minutes = args.minutes if args.steps is None else 24 * 60.0
+    result = add_occlusion(args.model, args.faceset, args.textures, minutes, args.steps)
+    print(
+        f"occlusion segmenter trained on {result.faces} faces, {result.steps} steps in "
+        f"{result.seconds:.0f} s (visible-face IoU on synthetic pairs {result.iou_visible:.3f}); "
+        f"joined to {result.entry}"
+    )
+    if args.int8_faceset:
+        _add_int8(result.entry, args.int8_faceset)
     return 0
 
 
