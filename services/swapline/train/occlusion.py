@@ -132,6 +132,12 @@ def synthetic_pair(
         image = image * (1 - soft[..., None]) + fill * soft[..., None]
         occluder = np.maximum(occluder, shape)
     visible = (hull.astype(np.float32) / 255) * (1 - occluder)
+    if rng.random() < 0.5:  # a small face in its frame: crops upscaled from few pixels
+        small = max(8, int(size * rng.uniform(0.25, 0.9)))
+        shrunk = cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA)
+        image = np.asarray(
+            cv2.resize(shrunk, (size, size), interpolation=cv2.INTER_LINEAR), np.float32
+        )
     if rng.random() < 0.5:  # blur and brightness, as in a video
         image = np.asarray(cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.2)), np.float32)
     image = image * rng.uniform(0.8, 1.2) + rng.uniform(-15, 15)
