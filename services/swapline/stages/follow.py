@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from swapline.stages.track import box_iou
+
 Box = tuple[float, float, float, float]
 Scored = tuple[float, float, float, float, float]
 
@@ -48,14 +50,6 @@ class _Followed:
 
 def is_followed(score: float) -> bool:
     return score == FOLLOWED_SCORE
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, right - left) * max(0.0, bottom - top)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _thumbnail(grey: np.ndarray) -> np.ndarray:
@@ -155,7 +149,7 @@ class FaceFollower:
         lost = [
             face
             for face in self._faces
-            if not any(_iou(face.box, box) >= _MATCH_IOU for box in detected)
+            if not any(box_iou(face.box, box) >= _MATCH_IOU for box in detected)
         ]
         carried: list[_Followed] = []
         if (
@@ -171,7 +165,7 @@ class FaceFollower:
                 # stays where it was: it is kept only if found again there.
                 box = flow_box(previous, grey, face.box)
                 box = face.box if box is None else box
-                if not any(_iou(box, d) > 0 for d in detected):
+                if not any(box_iou(box, d) > 0 for d in detected):
                     carried.append(_Followed(box, face.missed + 1))
         self._faces = [_Followed(box, 0) for box in detected] + carried
         followed: list[Scored] = [
