@@ -253,7 +253,9 @@ def test_eval_metrics_on_known_cases(data: Path) -> None:
 
     clip = data / "d10.mp4"
     x, other = reference_embedding(clip, limit=12), reference_embedding(data / "d12.mp4", limit=12)
-    as_x, thumbs = evaluate_clip(clip, clip, source=x, target=other, frames=(0, 40), contact=3)
+    as_x, thumbs, closeups = evaluate_clip(
+        clip, clip, source=x, target=other, frames=(0, 40), contact=3, closeups=(10, 20)
+    )
     assert as_x.frames == 40 and as_x.faces >= 38
     assert as_x.identity_score == 1.0
     assert as_x.landmark_jitter_increase == 0.0 and as_x.colour_jitter_increase == 0.0
@@ -261,7 +263,11 @@ def test_eval_metrics_on_known_cases(data: Path) -> None:
     assert as_x.expression_error == 0.0
     assert math.isinf(as_x.background_psnr_db)
     assert [index for index, _, _ in thumbs] == [0, 20, 39]
-    exchanged, _ = evaluate_clip(clip, clip, source=other, target=x, frames=(0, 40), contact=0)
+    assert [shot.index for shot in closeups] == [10, 12, 13, 14, 16, 18, 19]
+    for shot in closeups:  # nothing changed: the change map is the dimmed input alone
+        assert shot.input.shape == shot.changed.shape == shot.output.shape
+        assert (shot.input == shot.output).all() and shot.changed[..., 2].max() < 96
+    exchanged, _, _ = evaluate_clip(clip, clip, source=other, target=x, frames=(0, 40), contact=0)
     assert exchanged.identity_score == 0.0
 
 

@@ -1,6 +1,7 @@
 """`swapline train-occlusion`: the segmenter joined to a swap model keeps
-the model's contract, only ever takes pixels out of its mask, and leaves
-the swapped faces as they were."""
+the model's contract, only ever takes pixels out of its mask, leaves the
+swapped faces as they were, and adds its region and visible-face outputs
+(to the ONNX model and to its Triton configurations)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS
+from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS, REGION, VISIBLE
 from swapline.train.data import load_faceset
 from tests.conftest import REPO, cli
 
 DEMO = REPO / "models" / "repository" / "d6_to_d10"
 
 
-def run(path: Path, faces: np.ndarray) -> list[np.ndarray]:
+def run(path: Path, faces: np.ndarray, outputs: tuple[str, ...] = OUTPUTS) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return list(session.run(list(OUTPUTS), {INPUT: faces}))
+    return list(session.run(list(outputs), {INPUT: faces}))
 
 
 def test_train_occlusion_joins_the_segmenter_to_the_swap_model(tmp_path: Path, data: Path) -> None:
@@ -47,6 +48,13 @@ def test_train_occlusion_joins_the_segmenter_to_the_swap_model(tmp_path: Path, d
     assert mask.dtype == np.uint8
     assert np.array_equal(swapped, swapped_only)
     assert (mask <= mask_only).all()  # the segmenter only takes pixels away
+    region, visible = run(version / "model.onnx", faces, (REGION, VISIBLE))
+    assert np.array_equal(region, mask_only)
+    product = np.round(region.astype(np.float32) * visible / 255)
+    assert np.abs(product - mask).max() <= 1
+    for config in (entry / "config.pbtxt", entry / "configs" / "cpu.pbtxt"):
+        text = config.read_text()
+        assert all(f'name: "{name}"' in text for name in (*OUTPUTS, REGION, VISIBLE)), config
 
     again = cli("train-occlusion", entry, "--faceset", faceset, "--steps", "2")
     assert again.returncode == 0, again.stderr  # starts from the swap model alone

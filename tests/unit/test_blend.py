@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from swapline.errors import InvalidInputError
 from swapline.stages.blend import (
     BlendOptions,
     ColorTransfer,
@@ -86,3 +87,26 @@ def test_rct_moves_the_face_to_the_target_colour_statistics_inside_the_mask() ->
     assert np.abs(mean - t_mean).max() < 2.0
     assert np.abs(std - t_std).max() < 0.15 * t_std.max()
     assert transfer_color(source, target, np.zeros_like(mask), ColorTransfer.RCT) is source
+
+
+def test_mask_types_choose_the_swap_models_output_and_the_blends_masks() -> None:
+    from swapline.stages.blend import MaskType
+
+    assert BlendOptions().model_mask == "mask"  # region times visible
+    assert BlendOptions(masks=(MaskType.REGION,)).model_mask == "region"
+    assert BlendOptions(masks=(MaskType.OCCLUSION,)).model_mask == "visible"
+    assert BlendOptions(masks=(MaskType.BOX, MaskType.OCCLUSION)).model_mask == "visible"
+    for bad in ((), (MaskType.BOX, MaskType.BOX)):
+        with pytest.raises(InvalidInputError):
+            BlendOptions(masks=bad).validate()
+
+
+def test_a_box_mask_ignores_the_models_mask_and_the_hull() -> None:
+    from swapline.stages.blend import MaskType, mask_footprint
+
+    size = 64
+    small = np.zeros((size, size), np.uint8)
+    small[24:40, 24:40] = 255
+    region = mask_footprint(size, small, small, BlendOptions(feather=0.0))
+    box = mask_footprint(size, small, small, BlendOptions(feather=0.0, masks=(MaskType.BOX,)))
+    assert region[2] - region[0] < 24 and box == (0, 0, size, size)

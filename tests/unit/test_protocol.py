@@ -19,10 +19,10 @@ from swapline.errors import (
 from swapline.protocol import options, results
 from swapline.protocol.status import error_for, status_for
 from swapline.stages.align import AlignOptions, FaceType
-from swapline.stages.blend import BlendItem, BlendOptions, ColorTransfer
+from swapline.stages.blend import BlendItem, BlendOptions, ColorTransfer, MaskType
 from swapline.stages.detect import NEAR_CONFIG, DetectorConfig, DetectorModel
 from swapline.stages.encode import EncodeOptions
-from swapline.v1 import aligner_pb2, blender_pb2, detector_pb2, encoder_pb2
+from swapline.v1 import aligner_pb2, blender_pb2, detector_pb2, encoder_pb2, swapper_pb2
 from swapline.v1 import common_pb2 as pb
 
 
@@ -32,6 +32,7 @@ from swapline.v1 import common_pb2 as pb
         # Fractions of the face travel as float32: values it holds exactly.
         BlendOptions(ColorTransfer.LCT, 0.25, 0.125, seamless_clone=True, sharpen=0.5),
         BlendOptions(ColorTransfer.NONE, 0.0625, 0.0),
+        BlendOptions(erode=0.125, feather=0.25, masks=(MaskType.BOX, MaskType.OCCLUSION)),
         EncodeOptions("vp9", crf=30, preset="good", disclosure_label=True, metadata={"a": "b"}),
         EncodeOptions(),
         AlignOptions(size=128, face_type=FaceType.FULL, smoothing=0.0, with_crop=False),
@@ -65,6 +66,20 @@ def test_bad_options_are_invalid_input() -> None:
         options.detector_config(detector_pb2.DetectOptions(max_side=10))
     with pytest.raises(InvalidInputError, match="crop size"):
         options.align_options(aligner_pb2.AlignOptions(size=8))
+    with pytest.raises(InvalidInputError, match="mask type"):
+        options.blend_options(
+            blender_pb2.BlendOptions(masks=[blender_pb2.MaskType.Value("MASK_TYPE_BOX"), 9])
+        )
+    with pytest.raises(InvalidInputError, match="each once"):
+        options.blend_options(blender_pb2.BlendOptions(masks=[1, 1]))
+    with pytest.raises(InvalidInputError, match="mask kind"):
+        options.swap_mask(7)  # type: ignore[arg-type]
+
+
+def test_swap_masks_name_the_models_outputs() -> None:
+    for output in ("mask", "region", "visible"):
+        assert options.swap_mask(options.swap_mask_message(output)) == output
+    assert options.swap_mask(swapper_pb2.SWAP_MASK_UNSPECIFIED) == "mask"
 
 
 def test_face_types() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from swapline.cli._common import DEFAULT_REPOSITORY, Subparsers, frame_range
+from swapline.cli._common import DEFAULT_REPOSITORY, Subparsers, frame_range, mask_types
 from swapline.cli._progress import add_quiet, progress_bar, show_frames
 
 if TYPE_CHECKING:  # the pipeline loads when a command needs it
@@ -23,6 +23,15 @@ def register(sub: Subparsers) -> None:
     sw.add_argument("--repository", default=DEFAULT_REPOSITORY, metavar="MODEL_REPO")
     sw.add_argument("--remote", default=None, metavar="ADDR", help="orchestrator address")
     sw.add_argument("--color", choices=["rct", "lct", "hist", "none"], default="rct")
+    sw.add_argument(
+        "--mask",
+        type=mask_types,
+        default=("region", "occlusion"),
+        metavar="TYPES",
+        help="what the face is drawn on, combined: box, region (face region), occlusion "
+        "(only where nothing covers the face; a model without an occlusion segmenter "
+        "falls back to the region); default region,occlusion",
+    )
     sw.add_argument("--seamless", action="store_true", help="Poisson seamless cloning")
     sw.add_argument("--sharpen", type=float, default=0.0)
     sw.add_argument("--codec", choices=["h264", "h265", "vp9", "av1"], default="h264")
@@ -60,6 +69,13 @@ def register(sub: Subparsers) -> None:
         metavar="START:END",
         help="evaluate only these frames (e.g. ones the model never trained on)",
     )
+    ev.add_argument(
+        "--closeups",
+        type=frame_range,
+        default=None,
+        metavar="START:END",
+        help="frames for the close-up sheet of the face (default: the contact sheet's)",
+    )
     ev.add_argument("--out", default="out/eval", help="report folder")
     add_quiet(ev)
     ev.set_defaults(func=run_eval)
@@ -67,13 +83,14 @@ def register(sub: Subparsers) -> None:
 
 def _options(args: argparse.Namespace) -> SwapOptions:
     from swapline.pipeline.options import SwapOptions
-    from swapline.stages.blend import BlendOptions, ColorTransfer
+    from swapline.stages.blend import BlendOptions, ColorTransfer, MaskType
     from swapline.stages.encode import EncodeOptions
 
     return SwapOptions(
         model=args.model,
         blend=BlendOptions(
             color_transfer=ColorTransfer(args.color),
+            masks=tuple(MaskType(m) for m in args.mask),
             seamless_clone=args.seamless,
             sharpen=args.sharpen,
         ),
@@ -156,20 +173,21 @@ def run_eval(args: argparse.Namespace) -> int:
     target = reference_embedding(args.target) if args.target else None
     bar = progress_bar("swap", "frame", args.quiet)
     try:
-        evaluation, thumbs = evaluate_clip(
+        evaluation, thumbs, closeups = evaluate_clip(
             args.input,
             swapped,
             source,
             target,
             args.frames,
             on_frame=lambda _: bar.update(1),
+            closeups=args.closeups,
         )
     finally:
         bar.close()
     title = f"swapline eval: {Path(args.input).name}" + (
         f" with {args.model}" if args.model else ""
     )
-    paths = write_report(evaluation, thumbs, out, title)
+    paths = write_report(evaluation, thumbs, out, title, closeups)
     print(json.dumps(evaluation.summary(), indent=2))
     print(f"wrote {paths['json']} and {paths['report']}")
     return 0

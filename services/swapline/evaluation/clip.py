@@ -13,6 +13,10 @@ and the swapped output at the same place:
   landmarks and of the face region's mean colour, output against input;
 * background — PSNR outside the region the blender may change.
 
+The report's contact sheets show whole frames (input, output) and, at full
+resolution around the face, input, what the swap changed and output (the
+close-ups: whether a hand or a microphone stayed in front of the face).
+
 Frames are read in lockstep and measured one at a time; only per-frame
 numbers and a few contact-sheet thumbnails are kept.
 """
@@ -48,6 +52,19 @@ from swapline.stages.blend import roi_of
 from swapline.stages.detect import FaceDetector
 
 THUMB_WIDTH = 320
+CLOSEUP_HEIGHT = 256  # close-ups smaller than this are enlarged (nearest)
+CHANGED_LEVELS = 6  # a pixel the swap changed by more counts as changed
+
+
+@dataclass(frozen=True)
+class Closeup:
+    """The face region of one frame at full resolution: input, the pixels
+    the swap changed (red over the dimmed input), output."""
+
+    index: int
+    input: np.ndarray
+    changed: np.ndarray
+    output: np.ndarray
 
 
 @dataclass
@@ -166,6 +183,43 @@ def _thumb(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (THUMB_WIDTH, max(1, round(height * THUMB_WIDTH / width))))
 
 
+def closeup(
+    index: int, before: np.ndarray, after: np.ndarray, region: tuple[int, int, int, int]
+) -> Closeup:
+    """``region`` (x0, y0, x1, y1) of input and output, and the change."""
+    x0, y0, x1, y1 = region
+    a, b = before[y0:y1, x0:x1], after[y0:y1, x0:x1]
+    diff = np.abs(a.astype(np.int16) - b).max(2)
+    changed = (cv2.cvtColor(cv2.cvtColor(a, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) * 0.35).astype(
+        np.uint8
+    )
+    hot = diff > CHANGED_LEVELS
+    changed[hot, 2] = np.clip(96 + diff[hot].astype(np.int32) * 4, 0, 255).astype(np.uint8)
+    scale = max(1.0, CLOSEUP_HEIGHT / max(1, y1 - y0))
+    images = [
+        cv2.resize(i, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        if scale > 1
+        else i.copy()
+        for i in (a, changed, b)
+    ]
+    return Closeup(index, *images)
+
+
+def _face_region(
+    box: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The face box widened by half its size each way, inside the frame."""
+    left, top, right, bottom = box
+    pad = 0.5 * max(right - left, bottom - top)
+    width, height = size
+    return (
+        max(0, int(left - pad)),
+        max(0, int(top - pad)),
+        min(width, int(right + pad)),
+        min(height, int(bottom + pad)),
+    )
+
+
 def evaluate_clip(
     original: str | Path,
     swapped: str | Path,
@@ -174,11 +228,16 @@ def evaluate_clip(
     frames: tuple[int, int | None] = (0, None),
     contact: int = 6,
     on_frame: Callable[[int], None] | None = None,
-) -> tuple[ClipEvaluation, list[tuple[int, np.ndarray, np.ndarray]]]:
+    closeups: tuple[int, int | None] | None = None,
+    closeup_count: int = 7,
+) -> tuple[ClipEvaluation, list[tuple[int, np.ndarray, np.ndarray]], list[Closeup]]:
     """Measures ``swapped`` against ``original`` (the same frames in the same
     order). ``source``/``target`` are mean embeddings of identities A and B;
     B defaults to the mean of the original's own faces. Also returns up to
-    ``contact`` (index, input, output) thumbnails for a contact sheet."""
+    ``contact`` (index, input, output) thumbnails for a contact sheet, and
+    ``closeup_count`` close-ups of the face spread over the frames
+    ``closeups`` (START, END; default: the thumbnails' frames). A frame
+    where no face is found is shown where the face was last seen."""
     detector = FaceDetector()
     start, end = frames
     with open_media(original) as reader, open_media(swapped) as other:
@@ -192,6 +251,16 @@ def evaluate_clip(
             )
     stop = min(end if end is not None else total, total)
     picks = set(np.linspace(start, max(start, stop - 1), contact).round().astype(int).tolist())
+    if closeups is None:
+        close_picks = picks
+    else:
+        first = closeups[0]
+        last = stop if closeups[1] is None else min(closeups[1], stop)
+        close_picks = set(
+            np.linspace(first, max(first, last - 1), closeup_count).round().astype(int).tolist()
+        )
+    close: list[Closeup] = []
+    last_box: tuple[float, float, float, float] | None = None
     background = MaskedPsnr()
     indices: list[int] = []
     errors: list[float] = []
@@ -214,6 +283,9 @@ def evaluate_clip(
         height, width = a.shape[:2]
         keep = np.ones((height, width), bool)
         box = _largest(detector, a)
+        last_box = box or last_box
+        if before.index in close_picks and last_box is not None:
+            close.append(closeup(before.index, a, b, _face_region(last_box, (width, height))))
         if box is not None:
             lm_in = find_landmarks(a, box)
             lm_out = find_landmarks(b, box)
@@ -269,7 +341,20 @@ def evaluate_clip(
             "output": jitter_out.tolist(),
         },
     )
-    return evaluation, thumbs
+    return evaluation, thumbs, close
+
+
+def _stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    width = max(r.shape[1] for r in rows)
+    return np.vstack(
+        [cv2.copyMakeBorder(r, 0, 4, 0, width - r.shape[1], cv2.BORDER_CONSTANT) for r in rows]
+    )
+
+
+def _caption(image: np.ndarray, text: str) -> None:
+    cv2.putText(
+        image, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA
+    )
 
 
 def write_report(
@@ -277,8 +362,10 @@ def write_report(
     thumbs: list[tuple[int, np.ndarray, np.ndarray]],
     out_dir: str | Path,
     title: str,
+    closeups: list[Closeup] | None = None,
 ) -> dict[str, Path]:
-    """eval.json, report.md, identity.png, jitter.png and contact_sheet.jpg."""
+    """eval.json, report.md, identity.png, jitter.png, contact_sheet.jpg and,
+    with close-ups, closeups.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -292,6 +379,7 @@ def write_report(
         "identity": out / "identity.png",
         "jitter": out / "jitter.png",
         "contact_sheet": out / "contact_sheet.jpg",
+        "closeups": out / "closeups.png",
     }
     per_frame = [asdict(m) for m in evaluation.per_frame]
     paths["json"].write_text(
@@ -331,23 +419,19 @@ def write_report(
     rows = []
     for index, before, after in thumbs:
         pair = np.hstack([before, after])
-        cv2.putText(
-            pair,
-            f"frame {index}: input | output",
-            (8, 22),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.6,
-            (255, 255, 255),
-            2,
-            cv2.LINE_AA,
-        )
+        _caption(pair, f"frame {index}: input | output")
         rows.append(pair)
     if rows:
-        width = max(r.shape[1] for r in rows)
-        rows = [
-            cv2.copyMakeBorder(r, 0, 4, 0, width - r.shape[1], cv2.BORDER_CONSTANT) for r in rows
-        ]
-        cv2.imwrite(str(paths["contact_sheet"]), np.vstack(rows))
+        cv2.imwrite(str(paths["contact_sheet"]), _stack_rows(rows))
+    close_rows = []
+    for shot in closeups or []:
+        row = np.hstack([shot.input, shot.changed, shot.output])
+        _caption(row, f"frame {shot.index}: input | changed | output")
+        close_rows.append(row)
+    if close_rows:
+        cv2.imwrite(str(paths["closeups"]), _stack_rows(close_rows))
+    else:
+        del paths["closeups"]
 
     summary = evaluation.summary()
     lines = [
@@ -369,6 +453,15 @@ def write_report(
         "![input and output frames](contact_sheet.jpg)",
         "",
     ]
+    if close_rows:
+        lines += [
+            "Close-ups at full resolution around the face: input, the pixels the swap "
+            f"changed by more than {CHANGED_LEVELS} levels (red), output. What covers "
+            "the face (a hand, a microphone) should stay unchanged.",
+            "",
+            "![face close-ups: input, changed, output](closeups.png)",
+            "",
+        ]
     paths["report"].write_text("\n".join(lines))
     return paths
 

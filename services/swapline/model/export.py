@@ -33,6 +33,7 @@ from swapline.stages.model_contract import (
     OUTPUTS,
     face_shape,
     mask_shape,
+    output_names,
     preferred_batches,
 )
 
@@ -98,19 +99,36 @@ def weights_to_fp16(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def config_pbtxt(name: str, resolution: int, max_batch: int, gpu: bool, tensorrt_fp16: bool) -> str:
+def outputs_pbtxt(resolution: int, occlusion: bool) -> str:
+    """The ``output [...]`` block of a swap model's Triton configuration."""
     dims_face = "[ {} ]".format(", ".join(map(str, face_shape(resolution))))
     dims_mask = "[ {} ]".format(", ".join(map(str, mask_shape(resolution))))
+    rows = [f'  {{ name: "{OUTPUTS[0]}" data_type: TYPE_UINT8 dims: {dims_face} }}']
+    rows += [
+        f'  {{ name: "{m}" data_type: TYPE_UINT8 dims: {dims_mask} }}'
+        for m in output_names(occlusion)[1:]
+    ]
+    return "output [\n" + ",\n".join(rows) + "\n]"
+
+
+def config_pbtxt(
+    name: str,
+    resolution: int,
+    max_batch: int,
+    gpu: bool,
+    tensorrt_fp16: bool,
+    occlusion: bool = False,
+) -> str:
+    """A Triton configuration of a swap model (``occlusion``: with the
+    segmenter's outputs)."""
+    dims_face = "[ {} ]".format(", ".join(map(str, face_shape(resolution))))
     preferred = ", ".join(map(str, preferred_batches(max_batch)))
     lines = [
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {max_batch}",
         f'input [ {{ name: "{INPUT}" data_type: TYPE_UINT8 dims: {dims_face} }} ]',
-        "output [",
-        f'  {{ name: "{OUTPUTS[0]}" data_type: TYPE_UINT8 dims: {dims_face} }},',
-        f'  {{ name: "{OUTPUTS[1]}" data_type: TYPE_UINT8 dims: {dims_mask} }}',
-        "]",
+        outputs_pbtxt(resolution, occlusion),
         "dynamic_batching {",
         f"  preferred_batch_size: [ {preferred} ]",
         "  max_queue_delay_microseconds: 2000",

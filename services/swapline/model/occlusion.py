@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import numpy as np
 
 from swapline.errors import InvalidInputError
 from swapline.media import open_media
+from swapline.model.export import outputs_pbtxt
 from swapline.stages.model_contract import METADATA
 
 SWAP_ONLY = "swap.onnx"
@@ -81,14 +83,21 @@ def add_occlusion(
     swap_only = version / SWAP_ONLY
     if not swap_only.is_file():
         shutil.copyfile(version / "model.onnx", swap_only)
-    faces, hulls = occlusion.load_crops([Path(f) for f in facesets], resolution)
+    faces, hulls, priority = occlusion.load_crops([Path(f) for f in facesets], resolution)
     pictures = _pictures([Path(t) for t in textures]) if textures else _noise_pictures()
     pool = occlusion.texture_pool(pictures, resolution)
-    net, trained = occlusion.train_segmenter(faces, hulls, pool, minutes, max_steps=max_steps)
+    net, trained = occlusion.train_segmenter(
+        faces, hulls, priority, pool, minutes, max_steps=max_steps
+    )
     occlusion.export_segmenter(net, resolution, version / SEGMENTER)
     staged = version / ".model.onnx.tmp"
     occlusion.merge_into_swap_model(swap_only, version / SEGMENTER, staged)
     os.replace(staged, version / "model.onnx")
+    outputs = outputs_pbtxt(resolution, occlusion=True)
+    for config in (entry / "config.pbtxt", entry / "configs" / "cpu.pbtxt"):
+        if config.is_file():
+            text = re.sub(r"output \[.*?\n\]", lambda _: outputs, config.read_text(), flags=re.S)
+            config.write_text(text)
     variant = info.pop("cpu_int8", None)
     if variant:  # made from the swap model alone
         (version / str(variant["file"])).unlink(missing_ok=True)

@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from swapline.stages.model_contract import INPUT, OUTPUTS, face_shape, mask_shape, preferred_batches
+from swapline.stages.model_contract import (
+    INPUT,
+    OUTPUTS,
+    face_shape,
+    mask_shape,
+    output_names,
+    preferred_batches,
+)
 from swapline.stages.swap import ModelEntry, ModelRepository, OnnxEngine
 
 log = logging.getLogger(__name__)
@@ -44,13 +51,14 @@ def ensure_libpython_on_library_path() -> None:
         os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
 
 
-def _infer_function(engine: OnnxEngine, name: str) -> Callable[..., dict[str, np.ndarray]]:
+def _infer_function(engine: OnnxEngine, entry: ModelEntry) -> Callable[..., dict[str, np.ndarray]]:
     from pytriton.decorators import batch
+
+    names = output_names(entry.has_occlusion)
 
     @batch  # type: ignore[untyped-decorator]
     def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
-        swapped, mask = engine.infer(name, inputs[INPUT])
-        return {OUTPUTS[0]: swapped, OUTPUTS[1]: mask}
+        return dict(zip(names, engine.run(entry, inputs[INPUT], names), strict=True))
 
     return infer
 
@@ -91,11 +99,14 @@ class RepositoryServer:
         preferred = preferred_batches(entry.max_batch)
         self.triton.bind(
             model_name=entry.name,
-            infer_func=_infer_function(self.engine, entry.name),
+            infer_func=_infer_function(self.engine, entry),
             inputs=[Tensor(name=INPUT, dtype=np.uint8, shape=face_shape(res))],
             outputs=[
                 Tensor(name=OUTPUTS[0], dtype=np.uint8, shape=face_shape(res)),
-                Tensor(name=OUTPUTS[1], dtype=np.uint8, shape=mask_shape(res)),
+                *(
+                    Tensor(name=name, dtype=np.uint8, shape=mask_shape(res))
+                    for name in output_names(entry.has_occlusion)[1:]
+                ),
             ],
             config=ModelConfig(
                 max_batch_size=entry.max_batch,

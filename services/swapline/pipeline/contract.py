@@ -45,7 +45,12 @@ class Stages(Protocol):
 
     def align_session(self, options: AlignOptions) -> AlignStage: ...
 
-    def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def swap(
+        self, model: str, faces: np.ndarray, mask: str = "mask"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Swapped faces and the model's ``mask`` output for them (see
+        :func:`swapline.stages.model_contract.mask_output`)."""
+        ...
 
     def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[Patch]:
         """One BGRA patch (face and alpha) per item, cut to what its alpha

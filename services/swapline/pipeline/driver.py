@@ -298,7 +298,7 @@ class FrameSwapper:
             return Swapped(frames, cuts, None, None)
         start = time.perf_counter()
         crops = np.stack([c.crop for c in cuts])
-        faces, masks = self.stages.swap(self.options.model, crops)
+        faces, masks = self.stages.swap(self.options.model, crops, self.options.blend.model_mask)
         progress.timed("swap", start)
         return Swapped(frames, cuts, faces, masks)
 

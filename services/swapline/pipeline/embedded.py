@@ -95,8 +95,10 @@ class EmbeddedStages:
     def align_session(self, options: AlignOptions) -> AlignStage:
         return _EmbeddedAlign(options, self)
 
-    def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.engine.infer(model, faces)
+    def swap(
+        self, model: str, faces: np.ndarray, mask: str = "mask"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.engine.infer(model, faces, mask)
 
     def blend(self, items: Sequence[BlendItem], options: BlendOptions) -> list[Patch]:
         def one(item: BlendItem) -> Patch:

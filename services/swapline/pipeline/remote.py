@@ -29,6 +29,7 @@ from swapline.protocol.options import (
     blend_options_message,
     detect_options_message,
     encode_options_message,
+    swap_mask_message,
 )
 from swapline.protocol.results import (
     aligned_face,
@@ -200,8 +201,14 @@ class RemoteStages:
     def align_session(self, options: AlignOptions) -> _RemoteAlign:
         return _RemoteAlign(self, options)
 
-    def swap(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        request = swapper_pb2.SwapRequest(model=model, faces=[wire.image_message(f) for f in faces])
+    def swap(
+        self, model: str, faces: np.ndarray, mask: str = "mask"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        request = swapper_pb2.SwapRequest(
+            model=model,
+            faces=[wire.image_message(f) for f in faces],
+            mask=swap_mask_message(mask),
+        )
         response = self._call(self.swapper.Swap, request)
         swapped = np.stack([wire.decode_image_message(f.face) for f in response.faces])
         masks = np.stack([wire.decode_image_message(f.mask) for f in response.faces])

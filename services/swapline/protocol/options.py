@@ -4,12 +4,16 @@ defaults; every parsed option set is validated (INVALID_ARGUMENT)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from swapline.errors import InvalidInputError
 from swapline.stages.align import AlignOptions, FaceType
-from swapline.stages.blend import BlendOptions, ColorTransfer
+from swapline.stages.blend import DEFAULT_MASKS, BlendOptions, ColorTransfer, MaskType
 from swapline.stages.detect import DetectorConfig, DetectorModel
 from swapline.stages.encode import EncodeOptions
+from swapline.stages.model_contract import MASK_OUTPUTS
 from swapline.stages.track import DEFAULT_SMOOTHING
-from swapline.v1 import aligner_pb2, blender_pb2, detector_pb2, encoder_pb2
+from swapline.v1 import aligner_pb2, blender_pb2, detector_pb2, encoder_pb2, swapper_pb2
 from swapline.v1 import common_pb2 as pb
 
 _FACE_TYPES = {FaceType.FULL: pb.FACE_TYPE_FULL, FaceType.WHOLE: pb.FACE_TYPE_WHOLE}
@@ -22,6 +26,17 @@ _COLOR_TRANSFERS = {
     ColorTransfer.RCT: blender_pb2.COLOR_TRANSFER_RCT,
     ColorTransfer.LCT: blender_pb2.COLOR_TRANSFER_LCT,
     ColorTransfer.HIST: blender_pb2.COLOR_TRANSFER_HIST,
+}
+_MASK_TYPES = {
+    MaskType.BOX: blender_pb2.MASK_TYPE_BOX,
+    MaskType.REGION: blender_pb2.MASK_TYPE_REGION,
+    MaskType.OCCLUSION: blender_pb2.MASK_TYPE_OCCLUSION,
+}
+# The swap model output each SwapMask value asks for.
+SWAP_MASKS = {
+    swapper_pb2.SWAP_MASK_UNSPECIFIED: MASK_OUTPUTS[0],
+    swapper_pb2.SWAP_MASK_REGION: MASK_OUTPUTS[1],
+    swapper_pb2.SWAP_MASK_VISIBLE: MASK_OUTPUTS[2],
 }
 _CODECS = {
     "h264": encoder_pb2.VIDEO_CODEC_H264,
@@ -39,6 +54,26 @@ _FACE_TYPE_OF = _reverse(_FACE_TYPES)
 _DETECTOR_MODEL_OF = _reverse(_DETECTOR_MODELS)
 _COLOR_TRANSFER_OF = _reverse(_COLOR_TRANSFERS)
 _CODEC_OF = _reverse(_CODECS)
+_MASK_TYPE_OF = _reverse(_MASK_TYPES)
+_SWAP_MASK_OF = _reverse(SWAP_MASKS)
+
+
+def swap_mask(message: swapper_pb2.SwapMask) -> str:
+    """The swap model output a request's mask asks for."""
+    if message not in SWAP_MASKS:
+        raise InvalidInputError(f"unknown mask kind {message}")
+    return SWAP_MASKS[message]
+
+
+def swap_mask_message(output: str) -> swapper_pb2.SwapMask:
+    return _SWAP_MASK_OF[output]
+
+
+def _masks(values: Iterable[int]) -> tuple[MaskType, ...]:
+    values = list(values)
+    if any(v not in _MASK_TYPE_OF for v in values):
+        raise InvalidInputError(f"unknown mask type in {values}")
+    return tuple(_MASK_TYPE_OF[v] for v in values) or DEFAULT_MASKS
 
 
 def face_type_message(face_type: FaceType | str) -> pb.FaceType:
@@ -111,6 +146,7 @@ def blend_options(message: blender_pb2.BlendOptions) -> BlendOptions:
         feather=message.feather if message.HasField("feather") else defaults.feather,
         seamless_clone=message.seamless_clone,
         sharpen=message.sharpen,
+        masks=_masks(message.masks),
     )
     options.validate()
     return options
@@ -123,6 +159,7 @@ def blend_options_message(options: BlendOptions) -> blender_pb2.BlendOptions:
         feather=options.feather,
         seamless_clone=options.seamless_clone,
         sharpen=options.sharpen,
+        masks=[_MASK_TYPES[m] for m in options.masks],
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from swapline.config import ServerConfig
 from swapline.errors import InvalidInputError
 from swapline.protocol import wire
+from swapline.protocol.options import swap_mask
 from swapline.protocol.results import model_info
 from swapline.runtime import metrics
 from swapline.runtime.server import (
@@ -50,7 +51,7 @@ class SwapperServicer(swapper_pb2_grpc.SwapperServicer):
         self.workers = workers
         self.engine = engine
         self.coalescer = BatchCoalescer(
-            lambda model, faces: workers.run(engine.infer, model, faces),
+            lambda model, faces, mask: workers.run(engine.infer, model, faces, mask),
             max_batch=lambda model: engine.repository.get(model).max_batch,
             max_delay=config.coalesce_ms / 1000.0,
             on_batch=lambda requests, faces: metrics.STAGE_BATCH_SIZE.labels("swapper").observe(
@@ -79,7 +80,8 @@ class SwapperServicer(swapper_pb2_grpc.SwapperServicer):
         entry = self.engine.repository.get(request.model)
         require_pixel_budget(request.faces, self.config)
         faces = await self.workers.run(self._decode, request, entry)
-        swapped, masks = await self.coalescer.infer(request.model, faces)
+        mask = swap_mask(request.mask)
+        swapped, masks = await self.coalescer.infer(request.model, faces, mask)
         metrics.STAGE_ITEMS.labels("swapper", "faces").inc(len(faces))
         encoding = request.output_encoding
         return await self.workers.run(_response, swapped, masks, encoding)

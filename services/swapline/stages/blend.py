@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from swapline.errors import InvalidInputError
+from swapline.stages.model_contract import MASK_OUTPUTS
 
 
 class ColorTransfer(StrEnum):
@@ -24,6 +25,18 @@ class ColorTransfer(StrEnum):
     HIST = "hist"  # per-channel histogram matching
 
 
+class MaskType(StrEnum):
+    """What a swapped face is drawn on (FaceFusion's names); chosen ones
+    combine, the smallest wins."""
+
+    BOX = "box"  # the aligned crop's square, feathered
+    REGION = "region"  # the landmark hull and the model's learned face region
+    OCCLUSION = "occlusion"  # where nothing covers the face (the model's segmenter)
+
+
+DEFAULT_MASKS = (MaskType.REGION, MaskType.OCCLUSION)
+
+
 @dataclass(frozen=True)
 class BlendOptions:
     color_transfer: ColorTransfer = ColorTransfer.RCT
@@ -31,8 +44,20 @@ class BlendOptions:
     feather: float = 0.06  # mask feathering, fraction of the face size
     seamless_clone: bool = False
     sharpen: float = 0.0  # unsharp-mask amount
+    masks: tuple[MaskType, ...] = DEFAULT_MASKS
+
+    @property
+    def model_mask(self) -> str:
+        """The swap model's output these masks need: region and occlusion
+        both, the product ``mask``; one of them alone, its own output."""
+        wanted = set(self.masks)
+        if {MaskType.REGION, MaskType.OCCLUSION} <= wanted:
+            return MASK_OUTPUTS[0]
+        return MASK_OUTPUTS[2] if MaskType.OCCLUSION in wanted else MASK_OUTPUTS[1]
 
     def validate(self) -> None:
+        if not self.masks or len(set(self.masks)) != len(self.masks):
+            raise InvalidInputError("masks: one or more of box, region, occlusion, each once")
         if not 0.0 <= self.erode <= 0.3 or not 0.0 <= self.feather <= 0.5:
             raise InvalidInputError("erode must be in 0..0.3 and feather in 0..0.5")
         if not 0.0 <= self.sharpen <= 5.0:
@@ -68,7 +93,7 @@ def mask_footprint(
     blended face can cover: where both masks are non-zero, widened by the
     feathering. A face's ROI need hold no more of the frame than this part
     lands in (about half the crop's square)."""
-    mask = _combined_mask(size, swapped_mask, hull_mask)
+    mask = _combined_mask(size, swapped_mask, hull_mask, options.masks)
     left, top, width, height = cv2.boundingRect(mask)
     if width == 0 or height == 0:
         return (0, 0, size, size)
@@ -84,10 +109,21 @@ def mask_footprint(
 
 
 def _combined_mask(
-    size: int, swapped_mask: np.ndarray | None, hull_mask: np.ndarray | None
+    size: int,
+    swapped_mask: np.ndarray | None,
+    hull_mask: np.ndarray | None,
+    masks: tuple[MaskType, ...],
 ) -> np.ndarray:
+    """The smallest of the chosen masks: the crop's square (box), the
+    landmark hull (region) and the swap model's mask (which answers for
+    region, occlusion or both, see :attr:`BlendOptions.model_mask`)."""
     mask: np.ndarray = np.full((size, size), 255, np.uint8)
-    for extra in (swapped_mask, hull_mask):
+    chosen = []
+    if MaskType.REGION in masks or MaskType.OCCLUSION in masks:
+        chosen.append(swapped_mask)
+    if MaskType.REGION in masks:
+        chosen.append(hull_mask)
+    for extra in chosen:
         if extra is not None:
             if extra.shape[:2] != (size, size):
                 extra = cv2.resize(extra, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -194,7 +230,7 @@ def blend_face(
             )
         if composite or options.seamless_clone:
             raise InvalidInputError("compositing and seamless cloning need the region's pixels")
-    mask = _combined_mask(crop, swapped_mask, hull_mask)
+    mask = _combined_mask(crop, swapped_mask, hull_mask, options.masks)
     face_size = float(np.sqrt((mask > 127).sum())) or 1.0
     erode = round(options.erode * face_size)
     if erode > 0:

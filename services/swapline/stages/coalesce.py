@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Infer = Callable[[str, np.ndarray], Awaitable[tuple[np.ndarray, np.ndarray]]]
+# (model, faces, mask output) -> (swapped faces, masks)
+Infer = Callable[[str, np.ndarray, str], Awaitable[tuple[np.ndarray, np.ndarray]]]
 
 
 @dataclass
@@ -24,7 +25,8 @@ class _ModelQueue:
 
 
 class BatchCoalescer:
-    """Faces of many callers for one model go into one inference call.
+    """Faces of many callers for one model (and mask output) go into one
+    inference call.
 
     A batch closes when it reaches ``max_batch`` faces or ``max_delay``
     seconds after its first request arrived; up to ``max_in_flight`` batches
@@ -43,21 +45,23 @@ class BatchCoalescer:
         self._max_batch = max_batch
         self.max_delay = max_delay
         self._slots = max_in_flight
-        self._models: dict[str, _ModelQueue] = {}
+        self._models: dict[tuple[str, str], _ModelQueue] = {}
         self._on_batch = on_batch
         self._running: set[asyncio.Task[None]] = set()
 
-    async def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        state = self._models.setdefault(model, _ModelQueue())
+    async def infer(
+        self, model: str, faces: np.ndarray, mask: str = "mask"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        state = self._models.setdefault((model, mask), _ModelQueue())
         if state.task is None or state.task.done():
-            state.task = asyncio.create_task(self._collect(model, state))
+            state.task = asyncio.create_task(self._collect(model, mask, state))
         future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = (
             asyncio.get_running_loop().create_future()
         )
         state.queue.put_nowait(_Pending(faces, future))
         return await future
 
-    async def _collect(self, model: str, state: _ModelQueue) -> None:
+    async def _collect(self, model: str, mask: str, state: _ModelQueue) -> None:
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self._slots)
         limit = self._max_batch(model)
@@ -76,12 +80,12 @@ class BatchCoalescer:
                 batch.append(item)
                 count += len(item.faces)
             await slots.acquire()
-            task = asyncio.create_task(self._run(model, batch, limit))
+            task = asyncio.create_task(self._run(model, mask, batch, limit))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             task.add_done_callback(lambda _: slots.release())
 
-    async def _run(self, model: str, batch: list[_Pending], limit: int) -> None:
+    async def _run(self, model: str, mask: str, batch: list[_Pending], limit: int) -> None:
         live = [p for p in batch if not p.future.done()]
         if not live:
             return
@@ -90,7 +94,8 @@ class BatchCoalescer:
             self._on_batch(len(live), len(faces))
         try:
             parts = [
-                await self._infer(model, faces[i : i + limit]) for i in range(0, len(faces), limit)
+                await self._infer(model, faces[i : i + limit], mask)
+                for i in range(0, len(faces), limit)
             ]
             swapped = np.concatenate([p[0] for p in parts])
             masks = np.concatenate([p[1] for p in parts])

@@ -2,7 +2,8 @@
 in-process ONNX Runtime (embedded) or NVIDIA Triton over gRPC.
 
 Both take and return uint8 NHWC BGR batches: ``faces`` [N, R, R, 3] in,
-``swapped`` [N, R, R, 3] and ``mask`` [N, R, R, 1] out.
+``swapped`` [N, R, R, 3] and one of the model's masks [N, R, R, 1] out
+(see :func:`swapline.stages.model_contract.mask_output`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from swapline.errors import InvalidInputError, NotFoundError, SwaplineError
-from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS
+from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS, mask_output
 
 # ONNX Runtime providers in order of preference; the CPU one is always there.
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -46,6 +47,16 @@ class ModelEntry:
             return None
         path = self.path / "1" / str(variant["file"])
         return path if path.is_file() else None
+
+    @property
+    def has_occlusion(self) -> bool:
+        """Whether the model carries an occlusion segmenter (region and
+        visible-face outputs)."""
+        return "occlusion" in self.metadata
+
+    def outputs(self, mask: str) -> list[str]:
+        """The swapped face and the output answering for ``mask``."""
+        return [OUTPUTS[0], mask_output(mask, self.has_occlusion)]
 
     @property
     def max_batch(self) -> int:
@@ -92,7 +103,9 @@ def check_faces(faces: np.ndarray, entry: ModelEntry) -> None:
 class SwapEngine(Protocol):
     repository: ModelRepository
 
-    def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def infer(
+        self, model: str, faces: np.ndarray, mask: str = OUTPUTS[1]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def load(self, model: str) -> ModelEntry: ...
 
@@ -159,11 +172,18 @@ class OnnxEngine:
     def ready(self, model: str) -> bool:
         return model in self._sessions
 
-    def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def infer(
+        self, model: str, faces: np.ndarray, mask: str = OUTPUTS[1]
+    ) -> tuple[np.ndarray, np.ndarray]:
         entry = self.repository.get(model)
+        swapped, masks = self.run(entry, faces, entry.outputs(mask))
+        return swapped, masks
+
+    def run(self, entry: ModelEntry, faces: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+        """The named outputs of ``entry``'s model for ``faces``."""
         check_faces(faces, entry)
-        swapped, mask = self._session(entry).run(list(OUTPUTS), {INPUT: faces})
-        return swapped, mask
+        result: list[np.ndarray] = self._session(entry).run(outputs, {INPUT: faces})
+        return result
 
 
 class TritonEngine:
@@ -208,14 +228,17 @@ class TritonEngine:
             time.sleep(0.2)
         return entry
 
-    def infer(self, model: str, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def infer(
+        self, model: str, faces: np.ndarray, mask: str = OUTPUTS[1]
+    ) -> tuple[np.ndarray, np.ndarray]:
         from tritonclient.utils import InferenceServerException
 
         entry = self.repository.get(model)
         check_faces(faces, entry)
         request = self._grpc.InferInput(INPUT, list(faces.shape), "UINT8")
         request.set_data_from_numpy(np.ascontiguousarray(faces))
-        outputs = [self._grpc.InferRequestedOutput(name) for name in OUTPUTS]
+        names = entry.outputs(mask)
+        outputs = [self._grpc.InferRequestedOutput(name) for name in names]
         try:
             result = self._client.infer(
                 model, [request], outputs=outputs, client_timeout=self.timeout
@@ -224,7 +247,7 @@ class TritonEngine:
             if "unknown model" in str(exc) or "is not found" in str(exc):
                 raise NotFoundError(f"model {model!r} is not loaded on Triton") from None
             raise
-        return result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1])
+        return result.as_numpy(names[0]), result.as_numpy(names[1])
 
     def close(self) -> None:
         self._client.close()

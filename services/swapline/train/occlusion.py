@@ -27,8 +27,11 @@ import cv2
 import numpy as np
 
 from swapline.errors import InvalidInputError
-from swapline.stages.model_contract import INPUT, OUTPUTS
+from swapline.stages.model_contract import INPUT, OUTPUTS, REGION, VISIBLE
 
+# The exported segmenter's outputs, in the swap model's names.
+SEGMENTER_OUTPUTS = (OUTPUTS[1], VISIBLE, REGION)
+EYES_AND_MOUTH_WEIGHT = 2.0
 SKIN = ((80, 110, 170), (120, 150, 205), (60, 80, 130), (150, 180, 225), (40, 55, 90))
 
 
@@ -40,19 +43,22 @@ class OcclusionTrainResult:
     iou_visible: float  # on held-out synthetic pairs
 
 
-def load_crops(facesets: Sequence[Path], resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """Face crops (BGR) and their landmark-hull masks from facesets, resized
-    to ``resolution``."""
+def load_crops(
+    facesets: Sequence[Path], resolution: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face crops (BGR), their landmark-hull masks and their eyes-and-mouth
+    masks from facesets, resized to ``resolution``."""
     from swapline.train.data import load_faceset
 
-    faces, masks = [], []
+    faces, masks, priority = [], [], []
     for faceset in facesets:
         loaded = load_faceset(faceset, resolution)
         faces.append(loaded.faces)
         masks.append(loaded.masks)
+        priority.append(loaded.priority)
     if not faces or sum(len(f) for f in faces) < 16:
         raise InvalidInputError("occlusion training needs at least 16 faces")
-    return np.concatenate(faces), np.concatenate(masks)
+    return np.concatenate(faces), np.concatenate(masks), np.concatenate(priority)
 
 
 def texture_pool(images: Sequence[np.ndarray], size: int, count: int = 256) -> np.ndarray:
@@ -71,7 +77,7 @@ def texture_pool(images: Sequence[np.ndarray], size: int, count: int = 256) -> n
 def _shape(rng: np.random.Generator, size: int) -> np.ndarray:
     """One occluder's silhouette on a ``size`` square, 0/255."""
     canvas = np.zeros((size, size), np.uint8)
-    kind = rng.integers(4)
+    kind = rng.integers(6)
     if kind == 0:  # a polygon: a cup, a hand's palm, a sign
         centre = rng.uniform(0.1, 0.9, 2) * size
         radius = rng.uniform(0.15, 0.45) * size
@@ -91,14 +97,73 @@ def _shape(rng: np.random.Generator, size: int) -> np.ndarray:
             points = np.cumsum(rng.normal(0, 0.12, (4, 2)), 0) * size + rng.uniform(0, 1, 2) * size
             width = int(rng.uniform(0.02, 0.1) * size) + 1
             cv2.polylines(canvas, [points.astype(np.int32)], False, (255,), width)
-    else:  # blobs: a ball, a lens
+    elif kind == 3:  # blobs: a ball, a lens
         for _ in range(int(rng.integers(1, 3))):
             centre = rng.uniform(0.1, 0.9, 2) * size
             axes = rng.uniform(0.06, 0.25, 2) * size
             cv2.ellipse(
                 canvas, _pt(centre), _pt(axes), float(rng.uniform(0, 180)), 0, 360, (255,), -1
             )
+    elif kind == 4:  # a hand: a palm and fingers, from any side
+        _hand_shape(canvas, rng, size)
+    else:  # glasses: two lenses, a bridge, arms
+        _glasses_shape(canvas, rng, size)
     return canvas
+
+
+def _hand_shape(canvas: np.ndarray, rng: np.random.Generator, size: int) -> None:
+    centre = rng.uniform(-0.1, 1.1, 2) * size
+    palm = rng.uniform(0.12, 0.3) * size
+    direction = rng.uniform(0, 2 * math.pi)
+    cv2.ellipse(
+        canvas, _pt(centre), _pt(np.array([palm, palm * rng.uniform(0.7, 1.3)])),
+        math.degrees(direction), 0, 360, (255,), -1,
+    )  # fmt: skip
+    fingers = int(rng.integers(1, 6))
+    spread = rng.uniform(0.3, 1.2)
+    for k in range(fingers):
+        angle = direction + (k - (fingers - 1) / 2) * spread / max(1, fingers - 1)
+        length = palm * rng.uniform(1.0, 2.2)
+        base = centre + palm * 0.7 * np.array([math.cos(angle), math.sin(angle)])
+        bend = rng.normal(0, 0.25)
+        mid = base + 0.5 * length * np.array([math.cos(angle), math.sin(angle)])
+        tip = mid + 0.5 * length * np.array([math.cos(angle + bend), math.sin(angle + bend)])
+        width = max(1, int(palm * rng.uniform(0.25, 0.45)))
+        cv2.polylines(canvas, [np.array([base, mid, tip]).astype(np.int32)], False, (255,), width)
+
+
+def _glasses_shape(canvas: np.ndarray, rng: np.random.Generator, size: int) -> None:
+    centre = rng.uniform(0.2, 0.8, 2) * size
+    span = rng.uniform(0.3, 0.6) * size
+    angle = rng.normal(0, 0.2)
+    axis = np.array([math.cos(angle), math.sin(angle)])
+    lens = np.array([span * rng.uniform(0.3, 0.5), span * rng.uniform(0.2, 0.4)])
+    thick = max(1, int(size * rng.uniform(0.01, 0.04)))
+    filled = rng.random() < 0.7  # dark lenses; otherwise frames only
+    lenses = [centre - axis * span / 2, centre + axis * span / 2]
+    round_lenses = rng.random() < 0.5
+    for middle in lenses:
+        if round_lenses:
+            cv2.ellipse(
+                canvas, _pt(middle), _pt(lens), math.degrees(angle), 0, 360, (255,),
+                -1 if filled else thick,
+            )  # fmt: skip
+        else:
+            box = (
+                (float(middle[0]), float(middle[1])),
+                (2 * lens[0], 2 * lens[1]),
+                math.degrees(angle),
+            )
+            corners = cv2.boxPoints(box).astype(np.int32)
+            if filled:
+                cv2.fillConvexPoly(canvas, corners, (255,))
+            else:
+                cv2.polylines(canvas, [corners], True, (255,), thick)
+    cv2.line(canvas, _pt(lenses[0]), _pt(lenses[1]), (255,), thick)
+    if rng.random() < 0.7:
+        for sign, middle in ((-1, lenses[0]), (1, lenses[1])):
+            start = middle + sign * axis * lens[0]
+            cv2.line(canvas, _pt(start), _pt(start + sign * axis * span), (255,), thick)
 
 
 def _pt(point: np.ndarray) -> tuple[int, int]:
@@ -138,10 +203,34 @@ def synthetic_pair(
         image = np.asarray(
             cv2.resize(shrunk, (size, size), interpolation=cv2.INTER_LINEAR), np.float32
         )
-    if rng.random() < 0.5:  # blur and brightness, as in a video
+    if rng.random() < 0.5:  # blur, as in a video
         image = np.asarray(cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.2)), np.float32)
-    image = image * rng.uniform(0.8, 1.2) + rng.uniform(-15, 15)
-    return np.clip(image, 0, 255).astype(np.uint8), (visible > 0.5).astype(np.float32)
+    image = _recolour(np.clip(image, 0, 255).astype(np.uint8), rng)
+    return image, (visible > 0.5).astype(np.float32)
+
+
+def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another camera, light and skin: white balance, hue, saturation,
+    gamma, contrast, sometimes grey, noise and JPEG. The few identities of
+    the facesets would otherwise teach the net that "face" means their
+    skin under their light, and call every other face an occluder."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-12, 12)) % 180
+    hsv[..., 1] *= rng.uniform(0.3, 1.5)
+    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+    out = out.astype(np.float32) * rng.uniform(0.8, 1.2, 3)
+    out = 255 * (np.clip(out, 0, 255) / 255) ** rng.uniform(0.6, 1.6)
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(0.6, 1.3) + mean + rng.uniform(-25, 25)
+    if rng.random() < 0.1:
+        out[:] = out.mean(2, keepdims=True)
+    out += rng.normal(0, rng.uniform(0, 6), out.shape)
+    out8 = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        quality = int(rng.integers(30, 90))
+        _, data = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        out8 = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return out8
 
 
 def make_net(channels: int = 16) -> Any:
@@ -184,19 +273,40 @@ def make_net(channels: int = 16) -> Any:
 
 
 def _batch(
-    faces: np.ndarray, hulls: np.ndarray, textures: np.ndarray, rng: np.random.Generator, n: int
-) -> tuple[np.ndarray, np.ndarray]:
+    faces: np.ndarray,
+    hulls: np.ndarray,
+    priority: np.ndarray,
+    textures: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images, labels and per-pixel loss weights: eyes and mouth left
+    visible weigh more, as calling them covered shows most (a patchwork of
+    real and swapped features)."""
     picks = rng.integers(0, len(faces), n)
     pairs = [synthetic_pair(faces[i], hulls[i], textures, rng) for i in picks]
+    weights = [
+        1 + EYES_AND_MOUTH_WEIGHT * (priority[i] > 127) * p[1]
+        for i, p in zip(picks, pairs, strict=True)
+    ]
     flips = rng.random(n) < 0.5
-    images = np.stack([p[0][:, ::-1] if f else p[0] for p, f in zip(pairs, flips, strict=True)])
-    labels = np.stack([p[1][:, ::-1] if f else p[1] for p, f in zip(pairs, flips, strict=True)])
-    return np.ascontiguousarray(images), np.ascontiguousarray(labels)
+
+    def flipped(arrays: Sequence[np.ndarray]) -> np.ndarray:
+        return np.ascontiguousarray(
+            np.stack([a[:, ::-1] if f else a for a, f in zip(arrays, flips, strict=True)])
+        )
+
+    return (
+        flipped([p[0] for p in pairs]),
+        flipped([p[1] for p in pairs]),
+        flipped(weights).astype(np.float32),
+    )
 
 
 def train_segmenter(
     faces: np.ndarray,
     hulls: np.ndarray,
+    priority: np.ndarray,
     textures: np.ndarray,
     minutes: float,
     batch: int = 32,
@@ -210,23 +320,25 @@ def train_segmenter(
     rng = np.random.default_rng(seed)
     net = make_net()
     optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    bce = torch.nn.BCEWithLogitsLoss()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
     start, steps, loss_value = time.monotonic(), 0, float("nan")
     net.train()
     while time.monotonic() - start < minutes * 60 and (max_steps is None or steps < max_steps):
-        images, labels = _batch(faces, hulls, textures, rng, batch)
+        images, labels, weights = _batch(faces, hulls, priority, textures, rng, batch)
         logits = net(torch.from_numpy(images))
         target = torch.from_numpy(labels)[:, None]
         probs = torch.sigmoid(logits)
         dice = 1 - (2 * (probs * target).sum() + 1) / (probs.sum() + target.sum() + 1)
-        loss = bce(logits, target) + dice
+        loss: Any = bce(logits, target, weight=torch.from_numpy(weights)[:, None]) + dice
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         steps += 1
         loss_value = float(loss.detach())
     net.eval()
-    images, labels = _batch(faces, hulls, textures, np.random.default_rng(seed + 1), 64)
+    images, labels, _ = _batch(
+        faces, hulls, priority, textures, np.random.default_rng(seed + 1), 64
+    )
     with torch.no_grad():
         predicted = torch.sigmoid(net(torch.from_numpy(images)))[:, 0].numpy() > 0.5
     truth = labels > 0.5
@@ -234,9 +346,24 @@ def train_segmenter(
     return net, OcclusionTrainResult(steps, loss_value, time.monotonic() - start, iou)
 
 
+def covered(occluded: Any) -> Any:
+    """What the blend treats as covered, from the net's soft ``occluded``
+    ([N, 1, R, R], 0..1): doubt below a quarter counts as visible and above
+    three quarters as covered, and the covered part grows a pixel, so that
+    the blend's feathering, which spreads the swapped face over the border,
+    stops at the occluder's edge instead of running over it."""
+    import torch
+    from torch import nn
+
+    hard = torch.clamp(2 * occluded - 0.5, 0, 1)
+    return nn.functional.max_pool2d(hard, 3, 1, 1)
+
+
 def export_segmenter(net: Any, resolution: int, path: Path) -> Path:
-    """The segmenter as ONNX: (faces uint8 [N,R,R,3], mask uint8 [N,R,R,1])
-    in, the mask kept only where the face is visible out."""
+    """The segmenter as ONNX: (faces uint8 [N,R,R,3], the swap model's
+    learned region uint8 [N,R,R,1]) in; the region kept only where the face
+    is visible, the visible face, and the region passed through out (all
+    uint8 [N,R,R,1])."""
     import torch
 
     class Masked(torch.nn.Module):
@@ -244,19 +371,25 @@ def export_segmenter(net: Any, resolution: int, path: Path) -> Path:
             super().__init__()
             self.net = net
 
-        def forward(self, faces: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            visible = torch.sigmoid(self.net(faces)).permute(0, 2, 3, 1)
-            return torch.round(mask.float() * visible).clamp(0, 255).to(torch.uint8)
+        def forward(
+            self, faces: torch.Tensor, region: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            occluded = 1 - torch.sigmoid(self.net(faces))
+            visible = (1 - covered(occluded)).permute(0, 2, 3, 1)
+            mask = torch.round(region.float() * visible).clamp(0, 255).to(torch.uint8)
+            visible8 = torch.round(visible * 255).clamp(0, 255).to(torch.uint8)
+            return mask, visible8, region + 0
 
     faces = torch.zeros((2, resolution, resolution, 3), dtype=torch.uint8)
-    mask = torch.zeros((2, resolution, resolution, 1), dtype=torch.uint8)
+    region = torch.zeros((2, resolution, resolution, 1), dtype=torch.uint8)
+    names = ["occlusion_faces", "occlusion_region_in", *SEGMENTER_OUTPUTS]
     torch.onnx.export(
         Masked().eval(),
-        (faces, mask),
+        (faces, region),
         str(path),
-        input_names=["occlusion_faces", "swap_mask"],
-        output_names=["occlusion_mask"],
-        dynamic_axes={n: {0: "batch"} for n in ("occlusion_faces", "swap_mask", "occlusion_mask")},
+        input_names=names[:2],
+        output_names=names[2:],
+        dynamic_axes={n: {0: "batch"} for n in names},
         opset_version=17,
         dynamo=False,
     )
@@ -264,22 +397,23 @@ def export_segmenter(net: Any, resolution: int, path: Path) -> Path:
 
 
 def merge_into_swap_model(swap: Path, segmenter: Path, out: Path) -> Path:
-    """A swap model whose ``mask`` output is its own mask times the
-    segmenter's visible face: same inputs and outputs as before."""
+    """A swap model with the segmenter joined: ``swapped`` as before;
+    ``mask`` its learned region times the visible face; ``region`` and
+    ``visible`` on their own (see :mod:`swapline.stages.model_contract`)."""
     import onnx
     from onnx import compose, helper
 
     model = onnx.load(str(swap))
     graph = model.graph
     mask_name = OUTPUTS[1]
-    # The swap graph's own mask and a copy of its input become outputs the
-    # segmenter's graph takes.
+    # The swap graph's learned mask and a copy of its input become outputs
+    # the segmenter's graph takes.
     for node in graph.node:
-        node.output[:] = ["swap_mask" if o == mask_name else o for o in node.output]
-        node.input[:] = ["swap_mask" if i == mask_name else i for i in node.input]
+        node.output[:] = ["learned_region" if o == mask_name else o for o in node.output]
+        node.input[:] = ["learned_region" if i == mask_name else i for i in node.input]
     for output in graph.output:
         if output.name == mask_name:
-            output.name = "swap_mask"
+            output.name = "learned_region"
     graph.node.append(helper.make_node("Identity", [INPUT], ["faces_copy"]))
     graph.output.append(helper.make_tensor_value_info("faces_copy", onnx.TensorProto.UINT8, None))
     seg = compose.add_prefix(onnx.load(str(segmenter)), "occlusion/")
@@ -289,21 +423,20 @@ def merge_into_swap_model(swap: Path, segmenter: Path, out: Path) -> Path:
         seg,
         io_map=[
             ("faces_copy", "occlusion/occlusion_faces"),
-            ("swap_mask", "occlusion/swap_mask"),
+            ("learned_region", "occlusion/occlusion_region_in"),
         ],
+        outputs=[OUTPUTS[0], *(f"occlusion/{name}" for name in SEGMENTER_OUTPUTS)],
     )
     # One import per domain (merge_models lists the shared opset twice,
     # which ONNX Runtime's quantizer refuses).
     opsets = {o.domain: o.version for o in merged.opset_import}
     del merged.opset_import[:]
     merged.opset_import.extend(helper.make_opsetid(d, v) for d, v in opsets.items())
+    renames = {f"occlusion/{name}": name for name in SEGMENTER_OUTPUTS}
     for node in merged.graph.node:
-        node.output[:] = [mask_name if o == "occlusion/occlusion_mask" else o for o in node.output]
-    for output in list(merged.graph.output):
-        if output.name == "occlusion/occlusion_mask":
-            output.name = mask_name
-        elif output.name in ("faces_copy", "swap_mask"):
-            merged.graph.output.remove(output)
+        node.output[:] = [renames.get(o, o) for o in node.output]
+    for output in merged.graph.output:
+        output.name = renames.get(output.name, output.name)
     onnx.checker.check_model(merged)
     onnx.save(merged, str(out))
     return out

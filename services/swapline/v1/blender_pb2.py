@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from swapline.v1 import common_pb2 as swapline_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swapline/v1/blender.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\xe0\x01\n\x0c\x42lendOptions\x12\x32\n\x0e\x63olor_transfer\x18\x01 \x01(\x0e\x32\x1a.swapline.v1.ColorTransfer\x12\x12\n\x05\x65rode\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x07\x66\x65\x61ther\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0eseamless_clone\x18\x04 \x01(\x08\x12\x0f\n\x07sharpen\x18\x05 \x01(\x02\x12\x33\n\x0foutput_encoding\x18\x06 \x01(\x0e\x32\x1a.swapline.v1.ImageEncodingB\x08\n\x06_erodeB\n\n\x08_feather\"\xb1\x02\n\tBlendItem\x12\'\n\x06region\x18\x01 \x01(\x0b\x32\x17.swapline.v1.FaceRegion\x12(\n\x0cswapped_face\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\x12(\n\x0cswapped_mask\x18\x03 \x01(\x0b\x32\x12.swapline.v1.Image\x12%\n\thull_mask\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Image\x12-\n\rcrop_to_frame\x18\x05 \x01(\x0b\x32\x16.swapline.v1.Affine2x3\x12)\n\roriginal_face\x18\x06 \x01(\x0b\x32\x12.swapline.v1.Image\x12&\n\x0bregion_size\x18\x07 \x01(\x0b\x32\x11.swapline.v1.Size\"a\n\x0c\x42lendRequest\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.swapline.v1.BlendItem\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.swapline.v1.BlendOptions\"\x88\x01\n\x05Patch\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12\x12\n\nface_index\x18\x02 \x01(\r\x12!\n\x05image\x18\x03 \x01(\x0b\x32\x12.swapline.v1.Image\x12\"\n\x06origin\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Point\"4\n\rBlendResponse\x12#\n\x07patches\x18\x01 \x03(\x0b\x32\x12.swapline.v1.Patch*\x91\x01\n\rColorTransfer\x12\x1e\n\x1a\x43OLOR_TRANSFER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OLOR_TRANSFER_NONE\x10\x01\x12\x16\n\x12\x43OLOR_TRANSFER_RCT\x10\x02\x12\x16\n\x12\x43OLOR_TRANSFER_LCT\x10\x03\x12\x17\n\x13\x43OLOR_TRANSFER_HIST\x10\x04\x32I\n\x07\x42lender\x12>\n\x05\x42lend\x12\x19.swapline.v1.BlendRequest\x1a\x1a.swapline.v1.BlendResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swapline/v1/blender.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\x86\x02\n\x0c\x42lendOptions\x12\x32\n\x0e\x63olor_transfer\x18\x01 \x01(\x0e\x32\x1a.swapline.v1.ColorTransfer\x12\x12\n\x05\x65rode\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x07\x66\x65\x61ther\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0eseamless_clone\x18\x04 \x01(\x08\x12\x0f\n\x07sharpen\x18\x05 \x01(\x02\x12\x33\n\x0foutput_encoding\x18\x06 \x01(\x0e\x32\x1a.swapline.v1.ImageEncoding\x12$\n\x05masks\x18\x07 \x03(\x0e\x32\x15.swapline.v1.MaskTypeB\x08\n\x06_erodeB\n\n\x08_feather\"\xb1\x02\n\tBlendItem\x12\'\n\x06region\x18\x01 \x01(\x0b\x32\x17.swapline.v1.FaceRegion\x12(\n\x0cswapped_face\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\x12(\n\x0cswapped_mask\x18\x03 \x01(\x0b\x32\x12.swapline.v1.Image\x12%\n\thull_mask\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Image\x12-\n\rcrop_to_frame\x18\x05 \x01(\x0b\x32\x16.swapline.v1.Affine2x3\x12)\n\roriginal_face\x18\x06 \x01(\x0b\x32\x12.swapline.v1.Image\x12&\n\x0bregion_size\x18\x07 \x01(\x0b\x32\x11.swapline.v1.Size\"a\n\x0c\x42lendRequest\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.swapline.v1.BlendItem\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.swapline.v1.BlendOptions\"\x88\x01\n\x05Patch\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12\x12\n\nface_index\x18\x02 \x01(\r\x12!\n\x05image\x18\x03 \x01(\x0b\x32\x12.swapline.v1.Image\x12\"\n\x06origin\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Point\"4\n\rBlendResponse\x12#\n\x07patches\x18\x01 \x03(\x0b\x32\x12.swapline.v1.Patch*\x91\x01\n\rColorTransfer\x12\x1e\n\x1a\x43OLOR_TRANSFER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OLOR_TRANSFER_NONE\x10\x01\x12\x16\n\x12\x43OLOR_TRANSFER_RCT\x10\x02\x12\x16\n\x12\x43OLOR_TRANSFER_LCT\x10\x03\x12\x17\n\x13\x43OLOR_TRANSFER_HIST\x10\x04*g\n\x08MaskType\x12\x19\n\x15MASK_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rMASK_TYPE_BOX\x10\x01\x12\x14\n\x10MASK_TYPE_REGION\x10\x02\x12\x17\n\x13MASK_TYPE_OCCLUSION\x10\x03\x32I\n\x07\x42lender\x12>\n\x05\x42lend\x12\x19.swapline.v1.BlendRequest\x1a\x1a.swapline.v1.BlendResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swapline.v1.blender_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COLORTRANSFER']._serialized_start=896
-  _globals['_COLORTRANSFER']._serialized_end=1041
+  _globals['_COLORTRANSFER']._serialized_start=934
+  _globals['_COLORTRANSFER']._serialized_end=1079
+  _globals['_MASKTYPE']._serialized_start=1081
+  _globals['_MASKTYPE']._serialized_end=1184
   _globals['_BLENDOPTIONS']._serialized_start=69
-  _globals['_BLENDOPTIONS']._serialized_end=293
-  _globals['_BLENDITEM']._serialized_start=296
-  _globals['_BLENDITEM']._serialized_end=601
-  _globals['_BLENDREQUEST']._serialized_start=603
-  _globals['_BLENDREQUEST']._serialized_end=700
-  _globals['_PATCH']._serialized_start=703
-  _globals['_PATCH']._serialized_end=839
-  _globals['_BLENDRESPONSE']._serialized_start=841
-  _globals['_BLENDRESPONSE']._serialized_end=893
-  _globals['_BLENDER']._serialized_start=1043
-  _globals['_BLENDER']._serialized_end=1116
+  _globals['_BLENDOPTIONS']._serialized_end=331
+  _globals['_BLENDITEM']._serialized_start=334
+  _globals['_BLENDITEM']._serialized_end=639
+  _globals['_BLENDREQUEST']._serialized_start=641
+  _globals['_BLENDREQUEST']._serialized_end=738
+  _globals['_PATCH']._serialized_start=741
+  _globals['_PATCH']._serialized_end=877
+  _globals['_BLENDRESPONSE']._serialized_start=879
+  _globals['_BLENDRESPONSE']._serialized_end=931
+  _globals['_BLENDER']._serialized_start=1186
+  _globals['_BLENDER']._serialized_end=1259
 # @@protoc_insertion_point(module_scope)

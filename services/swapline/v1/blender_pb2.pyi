@@ -15,27 +15,40 @@ class ColorTransfer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COLOR_TRANSFER_RCT: _ClassVar[ColorTransfer]
     COLOR_TRANSFER_LCT: _ClassVar[ColorTransfer]
     COLOR_TRANSFER_HIST: _ClassVar[ColorTransfer]
+
+class MaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MASK_TYPE_UNSPECIFIED: _ClassVar[MaskType]
+    MASK_TYPE_BOX: _ClassVar[MaskType]
+    MASK_TYPE_REGION: _ClassVar[MaskType]
+    MASK_TYPE_OCCLUSION: _ClassVar[MaskType]
 COLOR_TRANSFER_UNSPECIFIED: ColorTransfer
 COLOR_TRANSFER_NONE: ColorTransfer
 COLOR_TRANSFER_RCT: ColorTransfer
 COLOR_TRANSFER_LCT: ColorTransfer
 COLOR_TRANSFER_HIST: ColorTransfer
+MASK_TYPE_UNSPECIFIED: MaskType
+MASK_TYPE_BOX: MaskType
+MASK_TYPE_REGION: MaskType
+MASK_TYPE_OCCLUSION: MaskType
 
 class BlendOptions(_message.Message):
-    __slots__ = ("color_transfer", "erode", "feather", "seamless_clone", "sharpen", "output_encoding")
+    __slots__ = ("color_transfer", "erode", "feather", "seamless_clone", "sharpen", "output_encoding", "masks")
     COLOR_TRANSFER_FIELD_NUMBER: _ClassVar[int]
     ERODE_FIELD_NUMBER: _ClassVar[int]
     FEATHER_FIELD_NUMBER: _ClassVar[int]
     SEAMLESS_CLONE_FIELD_NUMBER: _ClassVar[int]
     SHARPEN_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    MASKS_FIELD_NUMBER: _ClassVar[int]
     color_transfer: ColorTransfer
     erode: float
     feather: float
     seamless_clone: bool
     sharpen: float
     output_encoding: _common_pb2.ImageEncoding
-    def __init__(self, color_transfer: _Optional[_Union[ColorTransfer, str]] = ..., erode: _Optional[float] = ..., feather: _Optional[float] = ..., seamless_clone: _Optional[bool] = ..., sharpen: _Optional[float] = ..., output_encoding: _Optional[_Union[_common_pb2.ImageEncoding, str]] = ...) -> None: ...
+    masks: _containers.RepeatedScalarFieldContainer[MaskType]
+    def __init__(self, color_transfer: _Optional[_Union[ColorTransfer, str]] = ..., erode: _Optional[float] = ..., feather: _Optional[float] = ..., seamless_clone: _Optional[bool] = ..., sharpen: _Optional[float] = ..., output_encoding: _Optional[_Union[_common_pb2.ImageEncoding, str]] = ..., masks: _Optional[_Iterable[_Union[MaskType, str]]] = ...) -> None: ...
 
 class BlendItem(_message.Message):
     __slots__ = ("region", "swapped_face", "swapped_mask", "hull_mask", "crop_to_frame", "original_face", "region_size")

@@ -1,5 +1,6 @@
 from swapline.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -7,15 +8,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SwapMask(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SWAP_MASK_UNSPECIFIED: _ClassVar[SwapMask]
+    SWAP_MASK_REGION: _ClassVar[SwapMask]
+    SWAP_MASK_VISIBLE: _ClassVar[SwapMask]
+SWAP_MASK_UNSPECIFIED: SwapMask
+SWAP_MASK_REGION: SwapMask
+SWAP_MASK_VISIBLE: SwapMask
+
 class SwapRequest(_message.Message):
-    __slots__ = ("model", "faces", "output_encoding")
+    __slots__ = ("model", "faces", "output_encoding", "mask")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
     model: str
     faces: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     output_encoding: _common_pb2.ImageEncoding
-    def __init__(self, model: _Optional[str] = ..., faces: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., output_encoding: _Optional[_Union[_common_pb2.ImageEncoding, str]] = ...) -> None: ...
+    mask: SwapMask
+    def __init__(self, model: _Optional[str] = ..., faces: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., output_encoding: _Optional[_Union[_common_pb2.ImageEncoding, str]] = ..., mask: _Optional[_Union[SwapMask, str]] = ...) -> None: ...
 
 class SwappedFace(_message.Message):
     __slots__ = ("face", "mask")

@@ -67,9 +67,9 @@ class _TimedStages:
     def detect(self, inputs: Sequence[Any], near: bool = False) -> Any:
         return self._timed("detect", lambda: self.inner.detect(inputs, near))
 
-    def swap(self, model: str, faces: np.ndarray) -> Any:
+    def swap(self, model: str, faces: np.ndarray, mask: str = "mask") -> Any:
         self.faces += len(faces)
-        return self._timed("swap", lambda: self.inner.swap(model, faces))
+        return self._timed("swap", lambda: self.inner.swap(model, faces, mask))
 
     def blend(self, items: Sequence[Any], options: Any) -> Any:
         return self._timed("blend", lambda: self.inner.blend(items, options))
