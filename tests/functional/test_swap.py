@@ -287,6 +287,8 @@ def test_eval_cli_writes_the_report_and_rejects_bad_input(data: Path, tmp_path: 
             str(data / "d6.mp4"),
             "--frames",
             "0:24",
+            "--closeups",
+            "6:12",
             "--out",
             str(out),
             "-q",
@@ -296,11 +298,13 @@ def test_eval_cli_writes_the_report_and_rejects_bad_input(data: Path, tmp_path: 
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    for name in ("eval.json", "report.md", "identity.png", "jitter.png", "contact_sheet.jpg"):
+    names = ("eval.json", "report.md", "identity.png", "jitter.png", "contact_sheet.jpg")
+    for name in (*names, "closeups.png"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "eval.json").read_text())["summary"]
     assert summary["background_psnr_db"] == "inf" and summary["frames"] == 24
     assert "![identity per frame](identity.png)" in (out / "report.md").read_text()
+    assert "(closeups.png)" in (out / "report.md").read_text()
 
     bad = subprocess.run(
         [

@@ -105,6 +105,7 @@ def add_occlusion(
     info[OCCLUSION_KEY] = {
         "file": SEGMENTER,
         "swap_only": SWAP_ONLY,
+        "facesets": [Path(f).name for f in facesets],
         "faces": len(faces),
         "steps": trained.steps,
         "iou_visible": round(trained.iou_visible, 4),

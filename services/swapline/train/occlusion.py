@@ -31,7 +31,7 @@ from swapline.stages.model_contract import INPUT, OUTPUTS, REGION, VISIBLE
 
 # The exported segmenter's outputs, in the swap model's names.
 SEGMENTER_OUTPUTS = (OUTPUTS[1], VISIBLE, REGION)
-EYES_AND_MOUTH_WEIGHT = 2.0
+EYES_AND_MOUTH_WEIGHT = 1.0
 SKIN = ((80, 110, 170), (120, 150, 205), (60, 80, 130), (150, 180, 225), (40, 55, 90))
 
 
@@ -181,14 +181,21 @@ def synthetic_pair(
         shape = _shape(rng, size).astype(np.float32) / 255
         if shape.sum() < 4:
             continue
-        fill_kind = rng.integers(3)
+        fill_kind = rng.integers(4)
         if fill_kind == 0:
             fill = textures[rng.integers(len(textures))].astype(np.float32)
         elif fill_kind == 1:
             tone = np.array(SKIN[rng.integers(len(SKIN))], np.float32)
             fill = np.broadcast_to(tone * rng.uniform(0.7, 1.2), image.shape).copy()
-        else:
+        elif fill_kind == 2:
             fill = np.broadcast_to(rng.uniform(0, 255, 3).astype(np.float32), image.shape).copy()
+        else:  # the person's own hand: their skin, lit from one side
+            tone = np.asarray(cv2.mean(face, mask=hull)[:3], np.float32)
+            ramp = np.linspace(
+                rng.uniform(0.7, 1.0), rng.uniform(1.0, 1.25), size, dtype=np.float32
+            )
+            light = np.rot90(np.broadcast_to(ramp, (size, size)), int(rng.integers(4)))
+            fill = tone * light[..., None]
         fill += rng.normal(0, 6, image.shape).astype(np.float32)
         soft = cv2.GaussianBlur(shape, (0, 0), rng.uniform(0.3, 1.5))
         shift = rng.integers(-3, 4, 2)
@@ -215,14 +222,14 @@ def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     the facesets would otherwise teach the net that "face" means their
     skin under their light, and call every other face an occluder."""
     hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-12, 12)) % 180
-    hsv[..., 1] *= rng.uniform(0.3, 1.5)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
+    hsv[..., 1] *= rng.uniform(0.5, 1.4)
     out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
-    out = out.astype(np.float32) * rng.uniform(0.8, 1.2, 3)
+    out = out.astype(np.float32) * rng.uniform(0.88, 1.12, 3)
     out = 255 * (np.clip(out, 0, 255) / 255) ** rng.uniform(0.6, 1.6)
     mean = out.mean()
     out = (out - mean) * rng.uniform(0.6, 1.3) + mean + rng.uniform(-25, 25)
-    if rng.random() < 0.1:
+    if rng.random() < 0.05:
         out[:] = out.mean(2, keepdims=True)
     out += rng.normal(0, rng.uniform(0, 6), out.shape)
     out8 = np.clip(out, 0, 255).astype(np.uint8)
@@ -349,14 +356,15 @@ def train_segmenter(
 def covered(occluded: Any) -> Any:
     """What the blend treats as covered, from the net's soft ``occluded``
     ([N, 1, R, R], 0..1): doubt below a quarter counts as visible and above
-    three quarters as covered, and the covered part grows a pixel, so that
-    the blend's feathering, which spreads the swapped face over the border,
-    stops at the occluder's edge instead of running over it."""
+    three quarters as covered, and the covered part grows two pixels, so
+    that the blend's feathering, which spreads the swapped face over the
+    border, stops at the occluder's edge instead of running over it, and
+    thin tips (fingers) the net half sees are covered whole."""
     import torch
     from torch import nn
 
     hard = torch.clamp(2 * occluded - 0.5, 0, 1)
-    return nn.functional.max_pool2d(hard, 3, 1, 1)
+    return nn.functional.max_pool2d(hard, 5, 1, 2)
 
 
 def export_segmenter(net: Any, resolution: int, path: Path) -> Path:

@@ -9,7 +9,8 @@ machine; comparisons are ratios between runs made minutes apart.
   windows), each stage on one thread;
 * bytes sent between services per frame against one raw frame;
 * peak memory of every process (embedded, and each server when distributed);
-* how the cost grows with video length, resolution and the number of faces.
+* how the cost grows with video length, resolution and the number of faces;
+* what the occlusion segmenter adds to the swap model, CPU ms per face.
 """
 
 from __future__ import annotations
@@ -112,6 +113,43 @@ def _peak_mb(pid: int) -> float:
     return 0.0
 
 
+def occlusion_cost(
+    repository: Path, model: str, batch: int = 64, repeats: int = 5
+) -> dict[str, Any]:
+    """CPU ms per face on one thread of the swap model with its occlusion
+    segmenter and without it (the entry's ``swap.onnx``), float models, and
+    the difference: what the occlusion mask costs."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from swapline.stages.model_contract import INPUT, OUTPUTS
+    from swapline.stages.swap import ModelRepository
+
+    entry = ModelRepository(repository).get(model)
+    if not entry.has_occlusion:
+        return {"segmenter": "none"}
+    shape = (batch, entry.resolution, entry.resolution, 3)
+    faces = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    models = {"with_segmenter": entry.onnx_path, "swap_only": entry.path / "1" / "swap.onnx"}
+    per_face = {}
+    for name, path in models.items():
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session.run(list(OUTPUTS), {INPUT: faces[:8]})
+        times = []
+        for _ in range(repeats):
+            start = time.process_time()
+            session.run(list(OUTPUTS), {INPUT: faces})
+            times.append(time.process_time() - start)
+        per_face[name] = 1000 * statistics.median(times) / batch
+    return {
+        "swap_model_ms_per_face": round(per_face["swap_only"], 2),
+        "with_segmenter_ms_per_face": round(per_face["with_segmenter"], 2),
+        "occlusion_mask_ms_per_face": round(per_face["with_segmenter"] - per_face["swap_only"], 2),
+    }
+
+
 def run_suite(
     clip: Path,
     model: str,
@@ -158,6 +196,8 @@ def run_suite(
         }
         log("per-stage CPU costs ...")
         results["stage_costs"] = stage_costs(clip, model, repository).summary()
+        log("occlusion segmenter cost ...")
+        results["occlusion"] = occlusion_cost(repository, model)
 
         log("cost against length ...")
         lengths = (5, 30) if quick else (5, 30, 120)
@@ -222,6 +262,9 @@ def print_table(results: dict[str, Any]) -> None:
             frame = f"{row.get('ms_per_frame_p50', '-')} / {row.get('ms_per_frame_p95', '-')}"
             face = f"{row.get('ms_per_face_p50', '-')} / {row.get('ms_per_face_p95', '-')}"
             print(f"  {stage:10s}  {frame:22s}  {face}")
+    if "occlusion" in results:
+        print("\nocclusion mask: CPU ms per face on one thread (float models)")
+        print("  " + ", ".join(f"{k} {v}" for k, v in results["occlusion"].items()))
     print("\npeak memory (MB)")
     for name, value in results["peak_memory_mb"].items():
         print(f"  {name:34s}  {value}")
