@@ -240,7 +240,7 @@ def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out8
 
 
-def make_net(channels: int = 16) -> Any:
+def make_net(channels: int = 12) -> Any:
     """A small U-Net: uint8 BGR crops [N, R, R, 3] in, visible-face logits
     [N, 1, R, R] out."""
     import torch
