@@ -262,6 +262,8 @@ def test_eval_metrics_on_known_cases(data: Path) -> None:
     assert as_x.landmark_jitter_input > 0  # a talking face moves
     assert as_x.expression_error == 0.0
     assert math.isinf(as_x.background_psnr_db)
+    assert as_x.sharpness_vs_input == 1.0 and as_x.seam_vs_input == 1.0
+    assert as_x.flicker_vs_input == 1.0 and as_x.spill_share == 0.0
     assert [index for index, _, _ in thumbs] == [0, 20, 39]
     assert [shot.index for shot in closeups] == [10, 12, 13, 14, 16, 18, 19]
     for shot in closeups:  # nothing changed: the change map is the dimmed input alone
@@ -299,7 +301,7 @@ def test_eval_cli_writes_the_report_and_rejects_bad_input(data: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     names = ("eval.json", "report.md", "identity.png", "jitter.png", "contact_sheet.jpg")
-    for name in (*names, "closeups.png"):
+    for name in (*names, "closeups.png", "sharpness.png"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "eval.json").read_text())["summary"]
     assert summary["background_psnr_db"] == "inf" and summary["frames"] == 24

@@ -161,7 +161,12 @@ def _swap_remote(args: argparse.Namespace, options: SwapOptions) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from swapline.evaluation.clip import evaluate_clip, reference_embedding, write_report
+    from swapline.evaluation.clip import (
+        evaluate_clip,
+        reference_embedding,
+        reference_measures,
+        write_report,
+    )
 
     out = Path(args.out)
     swapped = Path(args.swapped) if args.swapped else out / "swapped.mp4"
@@ -169,7 +174,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from swapline.pipeline.options import SwapOptions
 
         _swap_here(args, args.input, swapped, SwapOptions(model=args.model))
-    source = reference_embedding(args.source)
+    source, source_sharpness = reference_measures(args.source)
     target = reference_embedding(args.target) if args.target else None
     bar = progress_bar("swap", "frame", args.quiet)
     try:
@@ -181,6 +186,7 @@ def run_eval(args: argparse.Namespace) -> int:
             args.frames,
             on_frame=lambda _: bar.update(1),
             closeups=args.closeups,
+            source_sharpness=source_sharpness,
         )
     finally:
         bar.close()

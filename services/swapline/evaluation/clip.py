@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from swapline.errors import InvalidInputError
+from swapline.evaluation.appearance import Appearance, sharpness
 from swapline.evaluation.quality import (
     MaskedPsnr,
     identity_nearness,
@@ -89,13 +90,20 @@ class ClipEvaluation:
     colour_jitter_output: float
     colour_jitter_increase: float
     background_psnr_db: float
+    sharpness_output: float = 0.0
+    sharpness_vs_input: float = 0.0
+    sharpness_vs_source: float = 0.0  # 0 when the source's sharpness is unknown
+    seam_vs_input: float = 0.0
+    spill_share: float = 0.0
+    flicker_vs_input: float = 0.0
     per_frame: list[FrameMeasure] = field(default_factory=list)
     landmark_jitter_per_frame: dict[str, list[float]] = field(default_factory=dict)
+    appearance_per_frame: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float | int | str]:
         out: dict[str, float | int | str] = {}
         for key, value in asdict(self).items():
-            if key in ("per_frame", "landmark_jitter_per_frame"):
+            if key in ("per_frame", "landmark_jitter_per_frame", "appearance_per_frame"):
                 continue
             out[key] = "inf" if isinstance(value, float) and math.isinf(value) else value
         return out
@@ -121,6 +129,14 @@ def reference_embedding(
 ) -> np.ndarray:
     """The mean dlib embedding of one person: the largest face of up to
     ``limit`` frames spread over a clip, an image, or a faceset's crops."""
+    return reference_measures(path, detector, limit)[0]
+
+
+def reference_measures(
+    path: str | Path, detector: FaceDetector | None = None, limit: int = 40
+) -> tuple[np.ndarray, float]:
+    """:func:`reference_embedding` and the mean sharpness of the same faces
+    (see :func:`swapline.evaluation.appearance.sharpness`)."""
     path = Path(path)
     detector = detector or FaceDetector()
     if path.is_dir():
@@ -133,16 +149,18 @@ def reference_embedding(
         with open_media(path) as reader:
             total = reader.info.frame_count or limit
         images = (f.image for f in _frames(path, max(1, total // limit)))
-    embeddings = []
+    embeddings, sharp = [], []
     for image in images:
         box = _largest(detector, image)
         if box is not None:
-            embeddings.append(face_embedding(image, find_landmarks(image, box)))
+            landmarks = find_landmarks(image, box)
+            embeddings.append(face_embedding(image, landmarks))
+            sharp.append(sharpness(image, landmarks))
         if len(embeddings) >= limit:
             break
     if not embeddings:
         raise InvalidInputError(f"{path}: no face found to take the identity from")
-    return np.mean(embeddings, axis=0)
+    return np.mean(embeddings, axis=0), float(np.mean(sharp))
 
 
 def changeable_region(
@@ -231,6 +249,7 @@ def evaluate_clip(
     on_frame: Callable[[int], None] | None = None,
     closeups: tuple[int, int | None] | None = None,
     closeup_count: int = 7,
+    source_sharpness: float | None = None,
 ) -> tuple[ClipEvaluation, list[tuple[int, np.ndarray, np.ndarray]], list[Closeup]]:
     """Measures ``swapped`` against ``original`` (the same frames in the same
     order). ``source``/``target`` are mean embeddings of identities A and B;
@@ -238,7 +257,9 @@ def evaluate_clip(
     ``contact`` (index, input, output) thumbnails for a contact sheet, and
     ``closeup_count`` close-ups of the face spread over the frames
     ``closeups`` (START, END; default: the thumbnails' frames). A frame
-    where no face is found is shown where the face was last seen."""
+    where no face is found is shown where the face was last seen.
+    ``source_sharpness`` (see :func:`reference_measures`) makes the output's
+    sharpness also a ratio to the source identity's own faces."""
     detector = FaceDetector()
     start, end = frames
     with open_media(original) as reader, open_media(swapped) as other:
@@ -263,6 +284,7 @@ def evaluate_clip(
     close: list[Closeup] = []
     last_box: tuple[float, float, float, float] | None = None
     background = MaskedPsnr()
+    appearance = Appearance()
     indices: list[int] = []
     errors: list[float] = []
     # per measured frame: output embedding, landmarks and face colour in/out
@@ -301,6 +323,9 @@ def evaluate_clip(
             colours_in.append(_hull_mean(a, lm_in))
             colours_out.append(_hull_mean(b, lm_out))
             errors.append(landmark_error(lm_out, lm_in))
+            appearance.add(a, b, lm_in)
+        else:
+            appearance.gap()
         background.add(a, b, keep)
         if before.index in picks:
             thumbs.append((before.index, _thumb(a), _thumb(b)))
@@ -319,6 +344,7 @@ def evaluate_clip(
     def mean(values: np.ndarray) -> float:
         return float(values.mean()) if len(values) else 0.0
 
+    looks = appearance.summary(source_sharpness)
     evaluation = ClipEvaluation(
         frames=evaluated,
         faces=len(indices),
@@ -332,6 +358,13 @@ def evaluate_clip(
         colour_jitter_output=mean(colour_out),
         colour_jitter_increase=mean(colour_out) - mean(colour_in),
         background_psnr_db=background.value,
+        sharpness_output=looks["sharpness_output"],
+        sharpness_vs_input=looks["sharpness_vs_input"],
+        sharpness_vs_source=looks.get("sharpness_vs_source", 0.0),
+        seam_vs_input=looks["seam_vs_input"],
+        spill_share=looks["spill_share"],
+        flicker_vs_input=looks["flicker_vs_input"],
+        appearance_per_frame=appearance.per_frame(),
         per_frame=[
             FrameMeasure(i, bool(n), float(c), float(e))
             for i, n, c, e in zip(indices, nearer, cosine, errors, strict=True)
@@ -381,10 +414,19 @@ def write_report(
         "jitter": out / "jitter.png",
         "contact_sheet": out / "contact_sheet.jpg",
         "closeups": out / "closeups.png",
+        "sharpness": out / "sharpness.png",
     }
     per_frame = [asdict(m) for m in evaluation.per_frame]
     paths["json"].write_text(
-        json.dumps({"summary": evaluation.summary(), "per_frame": per_frame}, indent=2) + "\n"
+        json.dumps(
+            {
+                "summary": evaluation.summary(),
+                "per_frame": per_frame,
+                "appearance_per_frame": evaluation.appearance_per_frame,
+            },
+            indent=2,
+        )
+        + "\n"
     )
 
     frames = [m.index for m in evaluation.per_frame]
@@ -415,6 +457,18 @@ def write_report(
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(paths["jitter"], dpi=100)
+    plt.close(figure)
+
+    looks = evaluation.appearance_per_frame
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    axis.plot(looks.get("sharpness_input", []), label="sharpness, input", linewidth=1)
+    axis.plot(looks.get("sharpness_output", []), label="sharpness, output", linewidth=1)
+    axis.set_xlabel("measured face")
+    axis.set_ylabel("Laplacian variance, 256 px crop")
+    axis.set_title("Sharpness of the inner face per frame")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(paths["sharpness"], dpi=100)
     plt.close(figure)
 
     rows = []
@@ -450,6 +504,14 @@ def write_report(
         "![identity per frame](identity.png)",
         "",
         "![landmark jitter per frame](jitter.png)",
+        "",
+        "Sharpness: variance of the Laplacian of the inner face on 256 px aligned "
+        "crops, output against input and against the source identity's own faces. "
+        "Seam: the colour and brightness edge along the face region's border, output "
+        "against input. Spill: of the changed pixels, the share outside the face "
+        "region. Flicker: frame-to-frame change of the inner face, output against input.",
+        "",
+        "![sharpness per frame](sharpness.png)",
         "",
         "![input and output frames](contact_sheet.jpg)",
         "",
