@@ -32,11 +32,11 @@ INNER = slice(17, 68)  # brows, nose, eyes, mouth of the 68 landmarks
 
 def face_region(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The face as a swap may change it (uint8 0/255): the landmark hull
-    with the forehead (the brows raised by half their height above the
-    nose tip's)."""
+    with the forehead up to about the hairline (the brows raised by 0.8 of
+    their height above the nose tip)."""
     points = np.asarray(landmarks, np.float64)
     brows = points[17:27]
-    lift = (brows.mean(0) - points[30]) * 0.5
+    lift = (brows.mean(0) - points[30]) * 0.8
     outline = np.concatenate([points, brows + lift])
     mask = np.zeros(shape[:2], np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(outline).astype(np.int32)), (255,))
