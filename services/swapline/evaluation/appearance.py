@@ -30,6 +30,13 @@ CHANGED = 8  # levels: a pixel the swap changed by more counts as changed
 INNER = slice(17, 68)  # brows, nose, eyes, mouth of the 68 landmarks
 
 
+def change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """How much the swap changed each pixel (uint8 levels, the largest
+    channel), after a median that drops the codec's scattered noise."""
+    diff = np.abs(before.astype(np.int16) - after).max(2).astype(np.uint8)
+    return np.asarray(cv2.medianBlur(diff, 5), np.uint8)
+
+
 def face_region(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The face as a swap may change it (uint8 0/255): the landmark hull
     with the forehead up to about the hairline (the brows raised by 0.8 of
@@ -118,8 +125,7 @@ class Appearance:
         y0, y1 = max(0, y - pad), min(before.shape[0], y + h + pad)
         x0, x1 = max(0, x - pad), min(before.shape[1], x + w + pad)
         a, b = before[y0:y1, x0:x1], after[y0:y1, x0:x1]
-        diff = np.abs(before.astype(np.int16) - after).max(2).astype(np.uint8)
-        changed = cv2.medianBlur(diff, 5) > CHANGED
+        changed = change(before, after) > CHANGED
         self.changed_inside += int((changed & (region > 0)).sum())
         self.changed_outside += int((changed & (region == 0)).sum())
         steps = seam_steps(a, b, changed[y0:y1, x0:x1], size)

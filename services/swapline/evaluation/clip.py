@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from swapline.errors import InvalidInputError
-from swapline.evaluation.appearance import Appearance, sharpness
+from swapline.evaluation.appearance import CHANGED, Appearance, change, sharpness
 from swapline.evaluation.quality import (
     MaskedPsnr,
     identity_nearness,
@@ -54,7 +54,6 @@ from swapline.stages.detect import FaceDetector
 
 THUMB_WIDTH = 320
 CLOSEUP_HEIGHT = 256  # close-ups smaller than this are enlarged (nearest)
-CHANGED_LEVELS = 8  # a pixel the swap changed by more counts as changed
 
 
 @dataclass(frozen=True)
@@ -207,12 +206,11 @@ def closeup(
     """``region`` (x0, y0, x1, y1) of input and output, and the change."""
     x0, y0, x1, y1 = region
     a, b = before[y0:y1, x0:x1], after[y0:y1, x0:x1]
-    # A median drops the codec's scattered noise, keeping what the swap did.
-    diff = cv2.medianBlur(np.abs(a.astype(np.int16) - b).max(2).astype(np.uint8), 5)
+    diff = change(a, b)
     changed = (cv2.cvtColor(cv2.cvtColor(a, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) * 0.35).astype(
         np.uint8
     )
-    hot = diff > CHANGED_LEVELS
+    hot = diff > CHANGED
     changed[hot, 2] = np.clip(96 + diff[hot].astype(np.int32) * 4, 0, 255).astype(np.uint8)
     scale = max(1.0, CLOSEUP_HEIGHT / max(1, y1 - y0))
     images = [
@@ -448,28 +446,18 @@ def write_report(
     plt.close(figure)
 
     series = evaluation.landmark_jitter_per_frame
-    figure, axis = plt.subplots(figsize=(9, 3.2))
-    axis.plot(series["frames"], series["input"], label="input", linewidth=1)
-    axis.plot(series["frames"], series["output"], label="output", linewidth=1)
-    axis.set_xlabel("frame")
-    axis.set_ylabel("inter-ocular distances")
-    axis.set_title("Landmark jitter per frame (second difference)")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(paths["jitter"], dpi=100)
-    plt.close(figure)
-
+    _input_output_plot(
+        paths["jitter"],
+        (series["frames"], series["input"], series["output"]),
+        ("frame", "inter-ocular distances", "Landmark jitter per frame (second difference)"),
+    )
     looks = evaluation.appearance_per_frame
-    figure, axis = plt.subplots(figsize=(9, 3.2))
-    axis.plot(looks.get("sharpness_input", []), label="sharpness, input", linewidth=1)
-    axis.plot(looks.get("sharpness_output", []), label="sharpness, output", linewidth=1)
-    axis.set_xlabel("measured face")
-    axis.set_ylabel("Laplacian variance, 256 px crop")
-    axis.set_title("Sharpness of the inner face per frame")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(paths["sharpness"], dpi=100)
-    plt.close(figure)
+    sharp_in = looks.get("sharpness_input", [])
+    _input_output_plot(
+        paths["sharpness"],
+        (list(range(len(sharp_in))), sharp_in, looks.get("sharpness_output", [])),
+        ("measured face", "Laplacian variance, 256 px crop", "Sharpness of the inner face"),
+    )
 
     rows = []
     for index, before, after in thumbs:
@@ -519,7 +507,7 @@ def write_report(
     if close_rows:
         lines += [
             "Close-ups at full resolution around the face: input, the pixels the swap "
-            f"changed by more than {CHANGED_LEVELS} levels (red), output. What covers "
+            f"changed by more than {CHANGED} levels (red), output. What covers "
             "the face (a hand, a microphone) should stay unchanged.",
             "",
             "![face close-ups: input, changed, output](closeups.png)",
@@ -527,6 +515,26 @@ def write_report(
         ]
     paths["report"].write_text("\n".join(lines))
     return paths
+
+
+def _input_output_plot(
+    path: Path, series: tuple[list[float], list[float], list[float]], labels: tuple[str, str, str]
+) -> None:
+    """One measure per frame, input against output (x, input, output;
+    x label, y label, title)."""
+    import matplotlib.pyplot as plt
+
+    xs, before, after = series
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    axis.plot(xs, before, label="input", linewidth=1)
+    axis.plot(xs, after, label="output", linewidth=1)
+    axis.set_xlabel(labels[0])
+    axis.set_ylabel(labels[1])
+    axis.set_title(labels[2])
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def _fmt(value: float | int | str) -> str:

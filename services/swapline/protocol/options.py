@@ -33,7 +33,7 @@ _MASK_TYPES = {
     MaskType.OCCLUSION: blender_pb2.MASK_TYPE_OCCLUSION,
 }
 # The swap model output each SwapMask value asks for.
-SWAP_MASKS = {
+_SWAP_MASKS = {
     swapper_pb2.SWAP_MASK_UNSPECIFIED: MASK_OUTPUTS[0],
     swapper_pb2.SWAP_MASK_REGION: MASK_OUTPUTS[1],
     swapper_pb2.SWAP_MASK_VISIBLE: MASK_OUTPUTS[2],
@@ -55,14 +55,14 @@ _DETECTOR_MODEL_OF = _reverse(_DETECTOR_MODELS)
 _COLOR_TRANSFER_OF = _reverse(_COLOR_TRANSFERS)
 _CODEC_OF = _reverse(_CODECS)
 _MASK_TYPE_OF = _reverse(_MASK_TYPES)
-_SWAP_MASK_OF = _reverse(SWAP_MASKS)
+_SWAP_MASK_OF = _reverse(_SWAP_MASKS)
 
 
 def swap_mask(message: swapper_pb2.SwapMask) -> str:
     """The swap model output a request's mask asks for."""
-    if message not in SWAP_MASKS:
+    if message not in _SWAP_MASKS:
         raise InvalidInputError(f"unknown mask kind {message}")
-    return SWAP_MASKS[message]
+    return _SWAP_MASKS[message]
 
 
 def swap_mask_message(output: str) -> swapper_pb2.SwapMask:
