@@ -79,8 +79,8 @@ class SwapperServicer(swapper_pb2_grpc.SwapperServicer):
         require_batch(request.faces, self.config, "faces")
         entry = self.engine.repository.get(request.model)
         require_pixel_budget(request.faces, self.config)
-        faces = await self.workers.run(self._decode, request, entry)
         mask = swap_mask(request.mask)
+        faces = await self.workers.run(self._decode, request, entry)
         swapped, masks = await self.coalescer.infer(request.model, faces, mask)
         metrics.STAGE_ITEMS.labels("swapper", "faces").inc(len(faces))
         encoding = request.output_encoding
