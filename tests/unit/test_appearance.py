@@ -70,6 +70,23 @@ def test_a_blurred_face_loses_sharpness(faces: list[tuple[np.ndarray, np.ndarray
     assert got["spill_share"] < 0.05, got
 
 
+def test_grain_on_a_blurred_face_is_not_detail(faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Pixel noise over a smudge raises the raw Laplacian's variance many
+    times (what a net trained against it learns to draw); the measure does
+    not call it sharp."""
+    rng = np.random.default_rng(0)
+
+    def blur_and_grain(image: np.ndarray, landmarks: np.ndarray, _: int) -> np.ndarray:
+        region = face_region(landmarks, image.shape) > 0
+        noise = rng.normal(0, 6, image.shape)
+        grainy = np.clip(cv2.GaussianBlur(image, (0, 0), 4) + noise, 0, 255).astype(np.uint8)
+        image[region] = grainy[region]
+        return image
+
+    got = measure(faces, blur_and_grain)
+    assert got["sharpness_vs_input"] < 0.35, got
+
+
 def test_a_patch_of_another_tone_shows_a_seam(faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
     def patch(image: np.ndarray, landmarks: np.ndarray, _: int) -> np.ndarray:
         x0, y0, x1, y1 = _square(landmarks, 0.3)

@@ -12,6 +12,7 @@ from swapline.stages.blend import (
     ColorTransfer,
     blend_face,
     mask_footprint,
+    match_border,
     roi_of,
     transfer_color,
 )
@@ -110,3 +111,25 @@ def test_a_box_mask_ignores_the_models_mask_and_the_hull() -> None:
     region = mask_footprint(size, small, small, BlendOptions(feather=0.0))
     box = mask_footprint(size, small, small, BlendOptions(feather=0.0, masks=(MaskType.BOX,)))
     assert region[2] - region[0] < 24 and box == (0, 0, size, size)
+
+
+def test_border_matching_removes_a_band_of_another_tone_and_keeps_the_middle() -> None:
+    """A swapped face whose rim is darker than the face it replaces (the
+    tan band of a decoder's temples) meets it without a step; its middle,
+    far from the border, keeps its own shading."""
+    size = 128
+    mask = np.zeros((size, size), np.uint8)
+    cv2.ellipse(mask, (64, 64), (44, 54), 0, 0, 360, 255, -1)
+    original = np.full((size, size, 3), 170, np.uint8)
+    swapped = np.full((size, size, 3), 170, np.uint8)
+    rim = mask.copy()
+    cv2.ellipse(rim, (64, 64), (36, 46), 0, 0, 360, 0, -1)
+    swapped[rim > 0] = 120
+    swapped[60:68, 60:68] = 90  # a feature in the middle (an eye)
+    face_size = float(np.sqrt((mask > 127).sum()))
+    matched = match_border(swapped, original, mask, face_size).astype(int)
+    edge = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
+    before = np.abs(swapped.astype(int) - 170)[edge].mean()
+    after = np.abs(matched - 170)[edge].mean()
+    assert before == 50 and after < before / 4, (before, after)
+    assert np.array_equal(matched[60:68, 60:68], swapped[60:68, 60:68].astype(int))
