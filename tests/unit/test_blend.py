@@ -115,8 +115,8 @@ def test_a_box_mask_ignores_the_models_mask_and_the_hull() -> None:
 
 def test_border_matching_removes_a_band_of_another_tone_and_keeps_the_middle() -> None:
     """A swapped face whose rim is darker than the face it replaces (the
-    tan band of a decoder's temples) meets it with under half the step; its middle,
-    far from the border, keeps its own shading."""
+    tan band of a decoder's temples) meets it with under half the step;
+    its middle, far from the border, keeps its own shading."""
     size = 128
     mask = np.zeros((size, size), np.uint8)
     cv2.ellipse(mask, (64, 64), (44, 54), 0, 0, 360, 255, -1)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from swapline.stages.align import FaceType, frame_to_crop_matrix
+from swapline.stages.blend import local_mean
 
 CROP = 256
 CHANGED = 8  # levels: a pixel the swap changed by more counts as changed
@@ -75,14 +76,6 @@ def _inner_mask(landmarks: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _local_mean(lab: np.ndarray, ring: np.ndarray, sigma: float) -> np.ndarray:
-    """The mean of ``lab`` over ``ring`` near every pixel."""
-    weights = ring.astype(np.float32)
-    total = cv2.GaussianBlur(lab * weights[..., None], (0, 0), sigma)
-    count = cv2.GaussianBlur(weights, (0, 0), sigma)[..., None]
-    return np.asarray(total / np.maximum(count, 1e-3), np.float32)
-
-
 def seam_steps(
     before: np.ndarray, after: np.ndarray, changed: np.ndarray, size: float
 ) -> tuple[float, float] | None:
@@ -103,7 +96,7 @@ def seam_steps(
     steps = []
     for image in (before, after):
         lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float32)
-        step = _local_mean(lab, inside, width) - _local_mean(lab, outside, width)
+        step = local_mean(lab, inside, width) - local_mean(lab, outside, width)
         steps.append(np.linalg.norm(step, axis=2)[border])
     smooth = steps[0] <= np.median(steps[0])
     return float(steps[0][smooth].mean()), float(steps[1][smooth].mean())

@@ -135,6 +135,15 @@ def _combined_mask(
     return mask
 
 
+def local_mean(image: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
+    """The Gaussian-weighted mean of ``image`` (float32, H x W x C) over the
+    pixels ``where`` is non-zero, near every pixel."""
+    weights = where.astype(np.float32)
+    total = cv2.GaussianBlur(image * weights[..., None], (0, 0), sigma)
+    count = cv2.GaussianBlur(weights, (0, 0), sigma)[..., None]
+    return np.asarray(total / np.maximum(count, 1e-3), np.float32)
+
+
 def match_border(
     face: np.ndarray, original: np.ndarray, mask: np.ndarray, face_size: float
 ) -> np.ndarray:
@@ -148,12 +157,9 @@ def match_border(
     if cv2.countNonZero(inside) < 16:
         return face
     sigma = max(2.0, BORDER_SIGMA * face_size)
-    weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma) + 1e-4
-    shift = np.empty(face.shape, np.float32)
-    for c in range(3):
-        here = cv2.GaussianBlur(face[..., c].astype(np.float32) * inside, (0, 0), sigma)
-        there = cv2.GaussianBlur(original[..., c].astype(np.float32) * inside, (0, 0), sigma)
-        shift[..., c] = (there - here) / weight
+    shift = local_mean(original.astype(np.float32), inside, sigma) - local_mean(
+        face.astype(np.float32), inside, sigma
+    )
     depth = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
     fade = np.clip(1 - depth / (BORDER_DEPTH * face_size), 0, 1)
     return np.clip(face + shift * fade[..., None], 0, 255).astype(np.uint8)
