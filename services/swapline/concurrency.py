@@ -9,7 +9,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
@@ -84,7 +84,9 @@ def lower_thread_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, thread, nice)
 
 
-def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> Iterator[Out]:
+def read_ahead(
+    items: Iterable[Out], depth: int, background: bool = False
+) -> Generator[Out, None, None]:
     """Iterates ``items`` on a thread of its own, at most ``depth`` items
     ahead of the consumer: producing and consuming overlap (face work runs
     while the encoder compresses earlier frames) and memory stays bounded.

@@ -361,3 +361,55 @@ def test_windows_wait_only_for_tracks_too_short_to_judge(data: Path) -> None:
         assert patched == {0, 1, 2, 3, 6, 7, 8}  # not the lone face of frame 11
     finally:
         stages.close()
+
+
+def _swap_process(
+    source: Path, output: Path, limit_bytes: int | None = None
+) -> subprocess.Popen[str]:
+    def limit() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
+        if limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    command = [sys.executable, "-m", "swapline.cli", "swap", "--model", MODEL]
+    command += ["--repository", str(REPOSITORY), "--input", str(source)]
+    command += ["--output", str(output), "-q"]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit
+    )
+
+
+def test_two_swaps_to_one_output_leave_one_whole_file(data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "shared.mp4"
+    runs = [
+        _swap_process(data / "carphone_pristine.mp4", output),
+        _swap_process(data / "d10_rotated.mp4", output),
+    ]
+    results = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], results
+    reported = [int(out.split(": ")[1].split(" frames")[0]) for out, _ in results]
+    assert sorted(reported) == [45, 120]
+    with av.open(str(output)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames in reported  # one run's whole file, never a mix or a cut
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_an_output_that_cannot_be_written_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
+    full = _swap_process(data / "carphone_pristine.mp4", tmp_path / "full.mp4", 8 * 1024)
+    _, stderr = full.communicate(timeout=600)
+    assert full.returncode == 1, stderr
+    assert stderr.strip().splitlines() == [
+        f"swapline: error: cannot write the output {tmp_path / 'full.mp4'}: File too large"
+    ]
+    (tmp_path / "a-file").write_text("")
+    result = swap(data / "carphone_pristine.mp4", tmp_path / "a-file" / "out.mp4")
+    assert result.returncode == 1
+    assert result.stderr.startswith("swapline: error: cannot write the output")
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = swap(data / "carphone_pristine.mp4", tmp_path)
+    assert result.returncode == 1 and "the output is a directory" in result.stderr
+    assert not list(tmp_path.glob(".*partial"))

@@ -365,5 +365,10 @@ def swap_file(
         depth=options.window,
         background=True,
     )
-    summary = stages.encode(source, output, patches, options.encode, options.model)
+    try:
+        summary = stages.encode(source, output, patches, options.encode, options.model)
+    finally:
+        # Whatever stopped the encoder, the face work stops too, now: its
+        # threads must not outlive the call (nor run on while Python exits).
+        patches.close()
     return summary, progress

@@ -163,9 +163,17 @@ def blend_options_message(options: BlendOptions) -> blender_pb2.BlendOptions:
     )
 
 
+def _codec_of(value: int) -> str:
+    if value == encoder_pb2.VIDEO_CODEC_UNSPECIFIED:
+        return "h264"
+    if value not in _CODEC_OF:
+        raise InvalidInputError(f"unknown video codec {value}")
+    return _CODEC_OF[value]
+
+
 def encode_options(message: encoder_pb2.EncodeOptions) -> EncodeOptions:
     options = EncodeOptions(
-        codec=_CODEC_OF.get(message.codec, "h264"),
+        codec=_codec_of(message.codec),
         crf=message.crf if message.HasField("crf") else None,
         preset=message.preset or None,
         pixel_format=message.pixel_format or "yuv420p",

@@ -81,7 +81,7 @@ def region_input(message: pb.FaceRegion, image: np.ndarray) -> RegionInput:
         frame_index=message.frame.index,
         face_index=message.face_index,
         image=image,
-        origin=(message.origin.x, message.origin.y),
+        origin=wire.point_tuple(message.origin, "origin"),
         box=wire.box_tuple(message.box),
         score=message.score,
     )
@@ -171,13 +171,13 @@ def blend_item(
     return BlendItem(
         frame_index=message.region.frame.index,
         face_index=message.region.face_index,
-        origin=(round(message.region.origin.x), round(message.region.origin.y)),
+        origin=wire.pixel_origin(message.region.origin, f"{what}.region.origin"),
         size=size,
         original=original,
         swapped=face,
         swapped_mask=masks[0],
         hull_mask=masks[1],
-        crop_to_frame=wire.affine_array(message.crop_to_frame),
+        crop_to_frame=wire.affine_array(message.crop_to_frame, f"{what}.crop_to_frame"),
         roi=roi,
     )
 
@@ -198,7 +198,7 @@ def patch_message(
 
 def patch(message: blender_pb2.Patch, max_pixels: int = DEFAULT_MAX_PIXELS) -> Patch:
     return Patch(
-        (round(message.origin.x), round(message.origin.y)),
+        wire.pixel_origin(message.origin, "patch.origin"),
         wire.decode_image_message(message.image, "patch", max_pixels, keep_alpha=True),
     )
 

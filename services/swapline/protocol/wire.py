@@ -3,6 +3,8 @@ validation every server applies to what it receives."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -126,8 +128,28 @@ def image_message(
     )
 
 
-def box_tuple(box: pb.Box) -> tuple[float, float, float, float]:
-    return (box.left, box.top, box.right, box.bottom)
+def _finite(values: tuple[float, ...], what: str) -> None:
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidInputError(f"{what} holds a value that is not a finite number")
+
+
+def box_tuple(box: pb.Box, what: str = "box") -> tuple[float, float, float, float]:
+    values = (box.left, box.top, box.right, box.bottom)
+    _finite(values, what)
+    return values
+
+
+def point_tuple(point: pb.Point, what: str = "point") -> tuple[float, float]:
+    """A point's coordinates, refused unless finite."""
+    values = (point.x, point.y)
+    _finite(values, what)
+    return values
+
+
+def pixel_origin(point: pb.Point, what: str = "origin") -> tuple[int, int]:
+    """A point rounded to whole pixels, refused unless finite."""
+    x, y = point_tuple(point, what)
+    return round(x), round(y)
 
 
 def box_message(box: tuple[float, float, float, float]) -> pb.Box:
@@ -139,8 +161,11 @@ def landmarks_message(points: np.ndarray) -> pb.Landmarks:
     return pb.Landmarks(points=[pb.Point(x=float(x), y=float(y)) for x, y in points])
 
 
-def landmarks_array(message: pb.Landmarks) -> np.ndarray:
-    return np.array([[p.x, p.y] for p in message.points], np.float64).reshape(-1, 2)
+def landmarks_array(message: pb.Landmarks, what: str = "landmarks") -> np.ndarray:
+    points = np.array([[p.x, p.y] for p in message.points], np.float64).reshape(-1, 2)
+    if not np.isfinite(points).all():
+        raise InvalidInputError(f"{what} holds a value that is not a finite number")
+    return points
 
 
 def affine_message(matrix: np.ndarray) -> pb.Affine2x3:
@@ -150,6 +175,9 @@ def affine_message(matrix: np.ndarray) -> pb.Affine2x3:
     )
 
 
-def affine_array(message: pb.Affine2x3) -> np.ndarray:
+def affine_array(message: pb.Affine2x3, what: str = "affine") -> np.ndarray:
     m = message
-    return np.array([[m.m00, m.m01, m.m02], [m.m10, m.m11, m.m12]], np.float64)
+    matrix = np.array([[m.m00, m.m01, m.m02], [m.m10, m.m11, m.m12]], np.float64)
+    if not np.isfinite(matrix).all():
+        raise InvalidInputError(f"{what} holds a value that is not a finite number")
+    return matrix

@@ -25,7 +25,6 @@ from swapline.stages.encode import FramePatches, encode
 from swapline.v1 import encoder_pb2, encoder_pb2_grpc
 
 SERVICE_NAME = encoder_pb2.DESCRIPTOR.services_by_name["Encoder"].full_name
-_END = object()
 
 
 class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
@@ -46,17 +45,10 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
         source = self.roots.resolve(start.source_uri)
         output = self.roots.resolve(start.output_uri)
         options = encode_options(start.options)
-        # A bounded hand-over to the encoding thread: a slow encoder makes
-        # the stream wait (backpressure) instead of buffering frames.
-        handover: queue.Queue[object] = queue.Queue(maxsize=32)
-        stop = threading.Event()
+        handover = _Handover()
 
         def patches() -> Iterator[FramePatches]:
-            while True:
-                item = handover.get()
-                if item is _END:
-                    return
-                assert isinstance(item, encoder_pb2.FramePatches)
+            for item in handover.items():
                 yield frame_patches(item, self.config.max_frame_pixels)
                 metrics.STAGE_ITEMS.labels("encoder", "frames").inc()
 
@@ -64,42 +56,80 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServicer):
             try:
                 summary = encode(source, output, patches(), options, model=start.model)
             finally:
-                stop.set()
-                with contextlib.suppress(queue.Empty):
-                    while True:  # unblock a feeder waiting on a full queue
-                        handover.get_nowait()
+                handover.encoder_done()
             return encoder_pb2.EncodeResponse(
                 output_uri=start.output_uri, frames=summary.frames, bytes=summary.bytes
             )
 
         task = asyncio.ensure_future(self.workers.run(run))
         loop = asyncio.get_running_loop()
-
-        def put(item: object) -> None:
-            while not stop.is_set():
-                with contextlib.suppress(queue.Full):
-                    handover.put(item, timeout=0.1)
-                    return
-
         try:
             async for request in requests:
                 if request.WhichOneof("item") != "frame":
                     raise InvalidInputError("only FramePatches may follow EncodeStart")
                 if task.done():
                     break
-                try:
-                    handover.put_nowait(request.frame)
-                except queue.Full:  # the encoder is behind: wait off the event loop
-                    await loop.run_in_executor(None, put, request.frame)
-            await loop.run_in_executor(None, put, _END)
+                if not handover.offer(request.frame):  # the encoder is behind
+                    await loop.run_in_executor(None, handover.put, request.frame)
+            handover.finish()
             return await task
         except BaseException:
-            stop.set()
-            await loop.run_in_executor(None, put, _END)
+            # The stream failed or was cancelled: the encoder stops at its
+            # next frame and removes what it wrote (however full the queue).
+            handover.abort()
             with contextlib.suppress(BaseException):
                 await task
-            output.with_name(f".{output.name}.partial").unlink(missing_ok=True)
             raise
+
+
+class _Handover:
+    """Frames from the gRPC stream to the encoding thread through a bounded
+    queue: a slow encoder makes the stream wait (backpressure) instead of
+    buffering frames. Either side can end it without the other blocking:
+    the stream by :meth:`finish` (all sent) or :meth:`abort` (failed), the
+    encoder by :meth:`encoder_done`."""
+
+    def __init__(self, depth: int = 32) -> None:
+        self._queue: queue.Queue[encoder_pb2.FramePatches] = queue.Queue(maxsize=depth)
+        self._finished = threading.Event()
+        self._aborted = threading.Event()
+        self._encoder_done = threading.Event()
+
+    def offer(self, item: encoder_pb2.FramePatches) -> bool:
+        """Queues ``item`` if there is room now."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
+
+    def put(self, item: encoder_pb2.FramePatches) -> None:
+        """Queues ``item``, waiting for room unless the encoder has ended."""
+        while not self._encoder_done.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return
+
+    def finish(self) -> None:
+        self._finished.set()
+
+    def abort(self) -> None:
+        self._aborted.set()
+
+    def encoder_done(self) -> None:
+        self._encoder_done.set()
+
+    def items(self) -> Iterator[encoder_pb2.FramePatches]:
+        """What the stream sent, in order, until it finished; an aborted
+        stream raises InterruptedError in the encoder."""
+        while True:
+            if self._aborted.is_set():
+                raise InterruptedError("the encode stream was cancelled")
+            try:
+                yield self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._finished.is_set() and self._queue.empty():
+                    return
 
 
 def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:

@@ -10,8 +10,11 @@ instead (``FramePatches.frame``) and reads only the audio from the source.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -23,7 +26,13 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from swapline.errors import InvalidInputError, MediaError
+from swapline.errors import (
+    InvalidInputError,
+    MediaError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    SwaplineError,
+)
 from swapline.media import open_media
 from swapline.stages.paste import Patch, paste, paste_yuv
 
@@ -56,6 +65,17 @@ class EncodeOptions:
             raise InvalidInputError(f"unknown codec {self.codec!r} (h264, h265, vp9, av1)")
         if self.crf is not None and not 0 <= self.crf <= 63:
             raise InvalidInputError(f"crf must be in 0..63, got {self.crf}")
+        formats = _pixel_formats(CODECS[self.codec][0])
+        if self.pixel_format not in formats:
+            raise InvalidInputError(
+                f"pixel format {self.pixel_format!r} is not one {self.codec} encodes "
+                f"({', '.join(sorted(formats))})"
+            )
+
+
+def _pixel_formats(encoder: str) -> frozenset[str]:
+    codec = av.codec.Codec(encoder, "w")
+    return frozenset(f.name for f in codec.video_formats or ())
 
 
 @dataclass(frozen=True)
@@ -121,21 +141,46 @@ def encode(
     options = options or EncodeOptions()
     options.validate()
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
+    if output.is_dir():
+        raise InvalidInputError(f"{output}: the output is a directory")
+    # One temporary name per call: two runs writing the same output never
+    # share it, and the last to finish wins whole.
+    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         with open_media(source) as reader:
             kind = reader.info.kind
         if kind == "image":
-            summary = _encode_image(Path(source), partial, iter(patches), options, model)
+            summary = _encode_image(Path(source), partial, output, iter(patches), options, model)
         else:
-            summary = _encode_video(Path(source), partial, iter(patches), options, model)
+            summary = _encode_video(Path(source), partial, output, iter(patches), options, model)
         os.replace(partial, output)
         summary.output = output
         summary.bytes = output.stat().st_size
         return summary
+    except SwaplineError:
+        raise
+    except OSError as exc:  # the output's folder or file system refused
+        raise output_error(output, exc) from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def output_error(output: Path, exc: OSError | av.error.FFmpegError) -> SwaplineError:
+    """What a failed write of ``output`` tells a user: out of space,
+    not allowed, or another reason, naming the output (not the input)."""
+    code = exc.errno
+    message = f"cannot write the output {output}: {exc.strerror or exc}"
+    if code in _NO_SPACE:
+        return ResourceExhaustedError(message)
+    if code in _NOT_ALLOWED:
+        return PermissionDeniedError(message)
+    return InvalidInputError(message)
 
 
 def _metadata(options: EncodeOptions, model: str) -> dict[str, str]:
@@ -150,6 +195,7 @@ def _metadata(options: EncodeOptions, model: str) -> dict[str, str]:
 def _encode_video(
     source: Path,
     output: Path,
+    final: Path,
     patches: Iterator[FramePatches],
     options: EncodeOptions,
     model: str,
@@ -163,10 +209,15 @@ def _encode_video(
         inp = av.open(str(source))
     except av.error.FFmpegError as exc:
         raise MediaError(str(source), f"cannot open ({exc})") from None
-    fmt = "mp4" if output.name.endswith((".mp4.partial", ".mov.partial", ".m4v.partial")) else None
+    suffix = final.suffix.lower().lstrip(".")
+    fmt = "mp4" if suffix in ("mp4", "mov", "m4v") else _muxer(suffix)
     container_options = {"movflags": "use_metadata_tags"} if fmt == "mp4" else {}
-    suffix = Path(str(output).removesuffix(".partial")).suffix.lstrip(".") or "mp4"
-    out = av.open(str(output), "w", format=fmt or _muxer(suffix), options=container_options)
+    try:
+        output.touch()  # the muxer opens its file only at the first packet
+        out = av.open(str(output), "w", format=fmt, options=container_options)
+    except (OSError, av.error.FFmpegError) as exc:
+        inp.close()
+        raise output_error(final, exc) from None
     try:
         video_in = inp.streams.video[0]
         video_in.thread_type = "AUTO"
@@ -235,11 +286,20 @@ def _encode_video(
         for out_packet in video_out.encode():
             out.mux(out_packet)
         summary.frames = index
-    except av.error.FFmpegError as exc:
+    except BaseException as exc:
+        with contextlib.suppress(av.error.FFmpegError):  # the first error is the one to report
+            out.close()
+        if not isinstance(exc, av.error.FFmpegError):
+            raise
+        if exc.filename == str(output) or exc.errno in _NO_SPACE:
+            raise output_error(final, exc) from None
         raise MediaError(str(source), f"cannot transcode ({exc})") from None
     finally:
-        out.close()
         inp.close()
+    try:
+        out.close()  # writes the index: a failure here is a failed output too
+    except av.error.FFmpegError as exc:
+        raise output_error(final, exc) from None
     return summary
 
 
@@ -286,6 +346,7 @@ def _muxer(suffix: str) -> str:
 def _encode_image(
     source: Path,
     output: Path,
+    final: Path,
     patches: Iterator[FramePatches],
     options: EncodeOptions,
     model: str,
@@ -295,7 +356,7 @@ def _encode_image(
     image = paste(image, _next_patches(patches, 0))
     if options.disclosure_label:
         image = draw_label(image)
-    suffix = Path(str(output).removesuffix(".partial")).suffix.lower()
+    suffix = final.suffix.lower()
     fmt = "jpeg" if suffix in (".jpg", ".jpeg") else "png"
     ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", image)
     if not ok:
