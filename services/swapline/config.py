@@ -39,6 +39,7 @@ PIXEL_ENCODINGS = ("raw", "png")
 # Face work runs below the encoder's priority by this much (see
 # swapline.concurrency.lower_thread_priority).
 DEFAULT_BACKGROUND_NICE = 10
+ORCHESTRATOR_MAX_CALLS = 1024
 
 
 class ConfigError(InvalidInputError):
@@ -106,6 +107,8 @@ class ServerConfig:
     max_frame_pixels: int = 36_000_000  # per image, from its declared size
     max_request_pixels: int = 128_000_000  # all images of one request together
     workers: int = 2  # threads doing stage work
+    # Open user calls (health and reflection are not counted); the
+    # orchestrator's default is ORCHESTRATOR_MAX_CALLS (WatchJob streams).
     max_concurrent_rpcs: int = 64
     drain_seconds: float = 30.0  # grace for in-flight calls on SIGTERM
     shutdown_delay: float = 0.0  # NOT_SERVING this long before draining
@@ -122,6 +125,8 @@ class ServerConfig:
     # Added to the process's niceness at start: face-work servers sharing a
     # machine with the encoder run below it (see runtime.launch).
     nice: int = 0
+    # Where the Prometheus endpoint listens; empty: the gRPC host.
+    metrics_host: str = ""
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> ServerConfig:
@@ -131,11 +136,15 @@ class ServerConfig:
         port, metrics_port = DEFAULT_PORTS[service]
         values: dict[str, Any] = {"service": service, "port": port, "metrics_port": metrics_port}
         types = {"str": str, "int": int, "float": float, "bool": bool}
+        defaults: dict[str, Any] = (
+            {"max_concurrent_rpcs": ORCHESTRATOR_MAX_CALLS} if service == "orchestrator" else {}
+        )
         for field in fields(cls):
             if field.name in values:
                 continue
             kind = types[str(field.type)]
-            values[field.name] = read.get(field.name.upper(), kind, field.default)
+            default = defaults.get(field.name, field.default)
+            values[field.name] = read.get(field.name.upper(), kind, default)
         for name in ("PORT", "METRICS_PORT"):
             if read.raw(name) is not None:
                 values[name.lower()] = read.get(name, int, 0)
@@ -150,6 +159,11 @@ class ServerConfig:
         _at_least(self.max_concurrent_rpcs, 1, "max_concurrent_rpcs")
         for name in ("drain_seconds", "shutdown_delay", "coalesce_ms", "port", "metrics_port"):
             _at_least(getattr(self, name), 0, name)
+
+    @property
+    def metrics_address(self) -> str:
+        """The metrics endpoint's listening address, as an HTTP server takes it."""
+        return (self.metrics_host or self.host).strip("[]")
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -219,6 +233,11 @@ class OrchestratorConfig:
     work_dir: Path
     jobs_db: Path
     job_concurrency: int = 1
+    # Jobs queued or running at once, beyond which SubmitJob is refused.
+    max_queued_jobs: int = 100
+    # How long a job stays an orchestrator's without a heartbeat (its
+    # leases are renewed every third of this).
+    lease_seconds: float = 15.0
     # Training runs: Kubernetes Jobs from this template when set (the chart
     # mounts it), threads of this process otherwise.
     training_job_template: str = ""
@@ -233,11 +252,15 @@ class OrchestratorConfig:
             work_dir=work_dir,
             jobs_db=Path(read.get("JOBS_DB", str, str(work_dir / "jobs.sqlite3"))),
             job_concurrency=read.get("JOB_CONCURRENCY", int, 1),
+            max_queued_jobs=read.get("MAX_QUEUED_JOBS", int, 100),
+            lease_seconds=read.get("LEASE_SECONDS", float, 15.0),
             training_job_template=read.get("TRAINING_JOB_TEMPLATE", str, ""),
             namespace=read.get("NAMESPACE", str, "default"),
             stages=RemoteStagesConfig.from_env(env),
         )
         _at_least(config.job_concurrency, 1, "SWAPLINE_JOB_CONCURRENCY")
+        _at_least(config.max_queued_jobs, 1, "SWAPLINE_MAX_QUEUED_JOBS")
+        _at_least(config.lease_seconds, 1, "SWAPLINE_LEASE_SECONDS")
         return config
 
 

@@ -27,7 +27,12 @@ class PermissionDeniedError(SwaplineError):
 
 
 class ResourceExhaustedError(SwaplineError):
-    """The server is at capacity; retry later."""
+    """The server is at capacity; retry later (after ``retry_after_seconds``,
+    when the server says)."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnavailableError(SwaplineError):

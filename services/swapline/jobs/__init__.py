@@ -1,8 +1,15 @@
-"""Jobs: persistent records (SQLite), the runner that executes swap jobs, and
-training runs (in this process or as Kubernetes Jobs)."""
+"""Jobs: persistent, leased records (SQLite), the runner that claims and runs
+swap jobs, and training runs (in this process or as Kubernetes Jobs)."""
 
 from swapline.jobs._runner import JobRunner
-from swapline.jobs._store import TERMINAL, JobRecord, JobState, JobStore
+from swapline.jobs._store import (
+    MAX_ATTEMPTS,
+    TERMINAL,
+    JobRecord,
+    JobState,
+    JobStore,
+    LeaseLostError,
+)
 from swapline.jobs._training import (
     InProcessTraining,
     KubernetesTraining,
@@ -14,6 +21,7 @@ from swapline.jobs._training import (
 )
 
 __all__ = [
+    "MAX_ATTEMPTS",
     "TERMINAL",
     "InProcessTraining",
     "JobRecord",
@@ -21,6 +29,7 @@ __all__ = [
     "JobState",
     "JobStore",
     "KubernetesTraining",
+    "LeaseLostError",
     "TrainingLauncher",
     "TrainingRequest",
     "TrainingRun",

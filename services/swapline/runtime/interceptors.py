@@ -12,11 +12,16 @@ from typing import Any
 
 import grpc
 
-from swapline.errors import InvalidInputError
+from swapline.errors import InvalidInputError, ResourceExhaustedError
 from swapline.protocol.status import status_for
 from swapline.runtime import metrics
 
 log = logging.getLogger(__name__)
+
+# Never refused for capacity: Kubernetes probes and tooling must get through
+# however many user calls are open (a busy server is not a dead one).
+UNLIMITED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
+RETRY_AFTER_KEY = "retry-after-ms"
 
 
 class _Call:
@@ -66,14 +71,19 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     * counts requests, errors and in-flight calls, times each call;
     * refuses requests larger than ``max_message_bytes`` with INVALID_ARGUMENT;
+    * refuses a user call beyond ``max_calls`` open ones with
+      RESOURCE_EXHAUSTED and a retry hint (health and reflection are never
+      counted nor refused);
     * turns SwaplineError subclasses into their status codes and any other
       exception into INTERNAL (logged with its traceback), so the server
       never dies of a bad request.
     """
 
-    def __init__(self, service: str, max_message_bytes: int) -> None:
+    def __init__(self, service: str, max_message_bytes: int, max_calls: int = 64) -> None:
         self.service = service
         self.max_message_bytes = max_message_bytes
+        self.max_calls = max_calls
+        self.open_calls = 0  # only touched on the event loop
 
     async def intercept_service(
         self,
@@ -81,8 +91,8 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None:
-            return None
+        if handler is None or details.method.lstrip("/").startswith(UNLIMITED_SERVICES):
+            return handler
         method = details.method.rsplit("/", 1)[-1]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -127,6 +137,9 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self, call: _Call, context: grpc.aio.ServicerContext, error: BaseException
     ) -> None:
         call.code = status_for(error)
+        retry_after = getattr(error, "retry_after_seconds", None)
+        if retry_after is not None:
+            context.set_trailing_metadata(((RETRY_AFTER_KEY, str(round(retry_after * 1000))),))
         if call.code is grpc.StatusCode.INTERNAL:
             log.error("%s/%s failed", self.service, call.method, exc_info=error)
             await context.abort(call.code, "internal error")
@@ -140,7 +153,13 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Times the call, checks request sizes, and turns exceptions into
         status codes; yields the request (or the checked request stream)."""
         call = _Call(self.service, method)
+        self.open_calls += 1
         try:
+            if self.open_calls > self.max_calls:
+                raise ResourceExhaustedError(
+                    f"{self.service} has {self.max_calls} calls open, its limit; retry shortly",
+                    retry_after_seconds=1.0,
+                )
             if streaming:
                 yield self._checked_stream(request)
             else:
@@ -150,6 +169,7 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except Exception as exc:
             await self._fail(call, context, exc)
         finally:
+            self.open_calls -= 1
             call.finish(context)
 
     def _unary(self, behavior: Any, method: str, streaming_request: bool) -> Any:

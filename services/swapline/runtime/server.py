@@ -88,6 +88,9 @@ class ServiceBinding:
     name: str
     register: Callable[[grpc.aio.Server], None]
     close: Callable[[], None] = lambda: None
+    # Called (on a thread) when shutdown starts, with the grace period: the
+    # orchestrator finishes or hands back its jobs meanwhile.
+    drain: Callable[[float], None] = lambda grace: None
 
 
 ServiceFactory = Callable[[ServerConfig, StageWorkers], ServiceBinding]
@@ -110,9 +113,14 @@ class StageServer:
         self.workers = StageWorkers(config.service, config.workers)
         self.binding = (factory or _factory(config.service))(config, self.workers)
         self.server = grpc.aio.server(
-            interceptors=[StageInterceptor(config.service, config.max_message_bytes)],
+            # The interceptor limits open calls, not gRPC: its limit would
+            # refuse health checks too once user calls fill it.
+            interceptors=[
+                StageInterceptor(
+                    config.service, config.max_message_bytes, config.max_concurrent_rpcs
+                )
+            ],
             options=config.grpc_options(),
-            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -133,8 +141,12 @@ class StageServer:
     async def stop(self) -> None:
         """NOT_SERVING, wait, drain in-flight calls, release the workers."""
         await self.health.enter_graceful_shutdown()
+        drained = asyncio.ensure_future(
+            asyncio.to_thread(self.binding.drain, self.config.drain_seconds)
+        )
         if self.config.shutdown_delay > 0:
             await asyncio.sleep(self.config.shutdown_delay)
+        await drained
         await self.server.stop(self.config.drain_seconds)
         self.workers.shutdown()
         self.binding.close()
@@ -149,10 +161,11 @@ async def serve(config: ServerConfig, ready: Callable[[StageServer], None] | Non
     server = StageServer(config)
     await server.start()
     log.info(
-        "%s serving on %s:%d, metrics on :%d",
+        "%s serving on %s:%d, metrics on %s:%d",
         config.service,
         config.host,
         server.port,
+        config.metrics_address,
         config.metrics_port,
     )
     if ready is not None:
@@ -199,7 +212,7 @@ def run_server(config: ServerConfig) -> None:
         with contextlib.suppress(OSError):
             os.nice(config.nice)
     if config.metrics_port:
-        start_http_server(config.metrics_port)
+        start_http_server(config.metrics_port, addr=config.metrics_address)
     asyncio.run(serve(config))
 
 

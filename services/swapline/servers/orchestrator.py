@@ -5,6 +5,7 @@ stages in this process (embedded) or over gRPC (distributed, when every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
@@ -12,7 +13,12 @@ from pathlib import Path
 import grpc
 
 from swapline.config import OrchestratorConfig, ServerConfig
-from swapline.errors import InvalidInputError
+from swapline.errors import (
+    InvalidInputError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 from swapline.jobs import (
     TERMINAL,
     InProcessTraining,
@@ -20,6 +26,7 @@ from swapline.jobs import (
     JobState,
     JobStore,
     KubernetesTraining,
+    LeaseLostError,
     TrainingLauncher,
     TrainingRequest,
     TrainingStore,
@@ -54,6 +61,7 @@ from swapline.v1 import orchestrator_pb2_grpc
 SERVICE_NAME = opb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 CHUNK = 1024 * 1024
 MAX_UPLOAD = 8 * 1024 * 1024 * 1024
+WATCH_POLL_SECONDS = 1.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -75,12 +83,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.store = store
         self.roots = roots
         self.work_dir = orchestrator.work_dir
-        self.runner = JobRunner(store, stages, swap_options, orchestrator.job_concurrency)
+        self.jobs_db = orchestrator.jobs_db.absolute()
+        self.max_queued = orchestrator.max_queued_jobs
+        self.runner = JobRunner(
+            store,
+            stages,
+            swap_options,
+            orchestrator.job_concurrency,
+            lease_seconds=orchestrator.lease_seconds,
+        )
         self.training_store, self.training = training
-        for record in store.interrupted():  # left over by a previous process
-            store.update(
-                record.id, state=JobState.FAILED, error="interrupted: the orchestrator restarted"
-            )
+        self.runner.start()  # jobs left queued or running by a lost orchestrator resume
 
     async def SubmitJob(
         self, requests: AsyncIterator[opb.SubmitJobRequest], context: grpc.aio.ServicerContext
@@ -93,28 +106,56 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise InvalidInputError("the job names no model")
         await self.workers.run(self.stages.model, spec.model)  # NOT_FOUND before any work
         swap_options(spec)  # INVALID_ARGUMENT before any work
-        record = self.store.create(spec_dict(spec))
+        if self.runner.stopping:
+            raise UnavailableError("this orchestrator is shutting down; retry (another takes it)")
+        active = await asyncio.to_thread(self.store.count_active)
+        if active >= self.max_queued:
+            raise ResourceExhaustedError(
+                f"{active} jobs are queued or running, the most this service takes; "
+                "retry when some have finished",
+                retry_after_seconds=30.0,
+            )
+        source = self._input(spec.input_uri) if spec.input_uri else None
+        record = self.store.create(
+            spec_dict(spec), holder=self.runner.holder, lease_seconds=self.runner.lease_seconds
+        )
         job_dir = self.work_dir / record.id
-        job_dir.mkdir(parents=True, exist_ok=True)
         try:
-            if spec.input_uri:
-                source = self.roots.resolve(spec.input_uri)
-                if not source.is_file():
-                    raise InvalidInputError(f"{spec.input_uri}: no such file")
-                suffix = source.suffix.lower()
-            else:
-                suffix = Path(spec.input_name or "input.mp4").suffix.lower() or ".mp4"
-                if suffix not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
-                    raise InvalidInputError(f"unsupported input type {suffix!r}")
-                source = job_dir / f"input{suffix}"
-                await self._receive(requests, source)
-            output = job_dir / ("output" + (suffix if suffix in IMAGE_SUFFIXES else ".mp4"))
-            record = self.store.update(record.id, input_path=str(source), output_path=str(output))
+            with self.runner.receiving(record.id):
+                job_dir.mkdir(parents=True, exist_ok=True)
+                if source is not None:
+                    suffix = source.suffix.lower()
+                else:
+                    suffix = Path(spec.input_name or "input.mp4").suffix.lower() or ".mp4"
+                    if suffix not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+                        raise InvalidInputError(f"unsupported input type {suffix!r}")
+                    source = job_dir / f"input{suffix}"
+                    await self._receive(requests, source)
+                output = job_dir / ("output" + (suffix if suffix in IMAGE_SUFFIXES else ".mp4"))
+                record = self.store.input_complete(
+                    record.id, self.runner.holder, str(source), str(output)
+                )
         except BaseException as exc:
-            self.store.update(record.id, state=JobState.FAILED, error=str(exc))
+            with contextlib.suppress(LeaseLostError):
+                self.store.update(
+                    record.id, holder=self.runner.holder, state=JobState.FAILED, error=str(exc)
+                )
             raise
-        self.runner.submit(record.id)
+        self.runner.notify()
         return job_message(record)
+
+    def _input(self, uri: str) -> Path:
+        """A job input named by URI: a file under the storage roots, never
+        the job database nor another job's files."""
+        source = self.roots.resolve(uri)
+        private = (self.work_dir.resolve(), self.jobs_db.resolve().parent)
+        if source.name.startswith(self.jobs_db.name) or any(
+            source == p or p in source.parents for p in private
+        ):
+            raise PermissionDeniedError(f"{uri}: the orchestrator's own files are not inputs")
+        if not source.is_file():
+            raise InvalidInputError(f"{uri}: no such file")
+        return source
 
     async def _receive(self, requests: AsyncIterator[opb.SubmitJobRequest], path: Path) -> None:
         size = 0
@@ -137,19 +178,34 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def WatchJob(
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[opb.Job]:
-        record = self.store.get(request.id)
+        record = await asyncio.to_thread(self.store.get, request.id)
         yield job_message(record)
-        while record.state not in TERMINAL:
-            record = await asyncio.to_thread(
-                self.store.wait_for_change, request.id, record.version, 5.0
-            )
-            yield job_message(record)
+        changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def listener(job_id: str) -> None:
+            if job_id == request.id:
+                loop.call_soon_threadsafe(changed.set)
+
+        # Changes made here wake the stream at once; another orchestrator's
+        # (the job's holder may be one) are seen by reading every second.
+        unsubscribe = self.store.listen(listener)
+        try:
+            while record.state not in TERMINAL:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_POLL_SECONDS)
+                changed.clear()
+                latest = await asyncio.to_thread(self.store.get, request.id)
+                if latest.version != record.version:
+                    record = latest
+                    yield job_message(record)
+        finally:
+            unsubscribe()
 
     async def CancelJob(
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> opb.Job:
-        self.runner.cancel(request.id)
-        return job_message(self.store.get(request.id))
+        return job_message(await asyncio.to_thread(self.runner.cancel, request.id))
 
     async def ListJobs(
         self, request: opb.ListJobsRequest, context: grpc.aio.ServicerContext
@@ -241,6 +297,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             faces_swapped=len(patches.patches),
         )
 
+    def drain(self, grace: float) -> None:
+        self.runner.drain(grace)
+
     def close(self) -> None:
         self.runner.close()
         self.stages.close()
@@ -293,5 +352,6 @@ def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
         register=lambda server: orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
             servicer, server
         ),
+        drain=servicer.drain,
         close=servicer.close,
     )

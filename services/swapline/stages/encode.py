@@ -158,7 +158,7 @@ def encode(
         summary.output = output
         summary.bytes = output.stat().st_size
         return summary
-    except SwaplineError:
+    except (SwaplineError, InterruptedError):  # InterruptedError: a cancel, not a write
         raise
     except OSError as exc:  # the output's folder or file system refused
         raise output_error(output, exc) from None
