@@ -51,7 +51,8 @@ def remote_swap(
             try:
                 with partial.open("wb") as fh:
                     for chunk in with_retries(
-                        lambda: list(stub.DownloadResult(opb.GetJobRequest(id=job.id)))
+                        lambda: list(stub.DownloadResult(opb.GetJobRequest(id=job.id))),
+                        "orchestrator call",
                     ):
                         fh.write(chunk.data)
                 os.replace(partial, output)

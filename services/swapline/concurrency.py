@@ -9,7 +9,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
@@ -84,66 +84,94 @@ def lower_thread_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, thread, nice)
 
 
-def read_ahead(
-    items: Iterable[Out], depth: int, background: bool = False
-) -> Generator[Out, None, None]:
+class ReadAhead(Iterator[Out]):
     """Iterates ``items`` on a thread of its own, at most ``depth`` items
     ahead of the consumer: producing and consuming overlap (face work runs
     while the encoder compresses earlier frames) and memory stays bounded.
 
-    The producer's exception is raised in the consumer; when the consumer
-    stops early, the producer stops at its next item and closes ``items``
-    (a generator's own clean-up, its read-ahead threads and open files,
-    runs then, not whenever it is garbage-collected). A ``background``
-    producer runs at a lower priority (:func:`lower_thread_priority`).
+    The producer's exception is raised in the consumer. :meth:`close` may be
+    called from any thread, even while another is waiting for the next
+    item (a gRPC request stream): the producer stops at its next item and
+    closes ``items`` (a generator's own clean-up, its read-ahead threads and
+    open files, runs then, not whenever it is garbage-collected), and the
+    consumer sees the end. A ``background`` producer runs at a lower
+    priority (:func:`lower_thread_priority`).
     """
-    if depth < 1:
-        raise ValueError("depth must be >= 1")
-    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    failure: list[BaseException] = []
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterable[Out], depth: int, background: bool = False) -> None:
+        if depth < 1:
+            raise ValueError("depth must be >= 1")
+        self._items = items
+        self._background = background
+        self._buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._failure: list[BaseException] = []
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._produce, name="swapline-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                buffer.put(item, timeout=0.1)
+                self._buffer.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
-        if background:
+    def _produce(self) -> None:
+        if self._background:
             lower_thread_priority()
-        source = iter(items)
+        source = iter(self._items)
         try:
             for item in source:
-                if not put(item):
+                if not self._put(item):
                     return
         except BaseException as exc:  # re-raised in the consumer
-            failure.append(exc)
+            self._failure.append(exc)
         finally:
             close = getattr(source, "close", None)
             if close is not None:
                 try:
                     close()
                 except BaseException as exc:
-                    failure.append(exc)
-            put(_DONE)
+                    self._failure.append(exc)
+            self._put(_DONE)
 
-    thread = threading.Thread(target=produce, name="swapline-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
+    def __next__(self) -> Out:
+        while not self._done:
+            try:
+                item = self._buffer.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    self._done = True
+                continue
             if item is _DONE:
-                if failure:
-                    raise failure[0]
-                return
-            yield cast(Out, item)
-    finally:
-        stop.set()
-        thread.join()
+                self._done = True
+                self.close()
+                if self._failure:
+                    raise self._failure[0]
+                break
+            return cast(Out, item)
+        raise StopIteration
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __del__(self) -> None:
+        # Dropped unclosed (the generator iterating it was closed): stop and
+        # wait for the producer as a generator's clean-up would, so nothing
+        # it reads from is closed under it.
+        self.close()
+
+
+def read_ahead(items: Iterable[Out], depth: int, background: bool = False) -> ReadAhead[Out]:
+    """``items`` read ahead on a thread of their own (:class:`ReadAhead`)."""
+    return ReadAhead(items, depth, background)
 
 
 def on_every_thread(pool: ThreadPoolExecutor, threads: int, work: Callable[[], None]) -> None:

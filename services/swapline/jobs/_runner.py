@@ -5,6 +5,7 @@ handed back (a draining orchestrator)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -13,8 +14,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
-from swapline.errors import SwaplineError
+from swapline.errors import SwaplineError, UnavailableError
 from swapline.jobs._store import JobRecord, JobState, JobStore, LeaseLostError
 from swapline.pipeline import Progress, Stages, SwapOptions, swap_file
 from swapline.runtime import metrics
@@ -22,7 +24,9 @@ from swapline.runtime import metrics
 log = logging.getLogger(__name__)
 
 OptionsFactory = Callable[[dict[str, object]], SwapOptions]
-POLL_SECONDS = 1.0  # how often an idle worker looks for jobs other processes queued
+POLL_SECONDS = 1.0
+# How often a job starts again because a stage server was unreachable.
+STAGE_OUTAGE_RETRIES = 3  # how often an idle worker looks for jobs other processes queued
 
 
 class _Stop(Enum):
@@ -155,7 +159,7 @@ class JobRunner:
 
         def report(progress: Progress) -> None:
             nonlocal counted
-            metrics.JOB_FRAMES.inc(progress.frames_done - counted)
+            metrics.JOB_FRAMES.inc(max(0, progress.frames_done - counted))  # 0 after a restart
             counted = progress.frames_done
             metrics.JOB_FRAMES_PER_SECOND.labels(job_id).set(progress.frames_per_second)
             update(
@@ -169,17 +173,30 @@ class JobRunner:
         final: JobState | None = None
         try:
             options = self.options_for(record.spec)
-            _, progress = swap_file(
-                record.input_path,
-                record.output_path,
-                self.stages,
-                options,
-                report,
-                job.flag.is_set,
-            )
+            for outage in itertools.count(1):
+                _remove_partials(Path(record.output_path))
+                try:
+                    _, progress = swap_file(
+                        record.input_path,
+                        record.output_path,
+                        self.stages,
+                        options,
+                        report,
+                        job.flag.is_set,
+                    )
+                    break
+                except UnavailableError as exc:
+                    # A stage is down (a pod replaced, a node lost): the
+                    # job starts again, the encode with it, once it is back.
+                    if outage > STAGE_OUTAGE_RETRIES or job.flag.is_set():
+                        raise
+                    log.warning("job %s: %s; starting it again (%d)", job_id, exc, outage)
+                    update(error=f"starting again: {exc}", frames_done=0)
+                    if job.flag.wait(min(2.0**outage, 30.0)):
+                        raise InterruptedError("stopped while waiting for a stage") from None
             report(progress)
             final = JobState.SUCCEEDED
-            update(state=final)
+            update(state=final, error="")
         except InterruptedError:
             if job.reason is _Stop.HAND_BACK:
                 self.store.release(job_id, self.holder)
@@ -228,3 +245,10 @@ class JobRunner:
     def close(self) -> None:
         if not self._closed.is_set():
             self.drain(0.0)
+
+
+def _remove_partials(output: Path) -> None:
+    """What an earlier attempt at this job left half-written (its encoder
+    was killed): the job's folder is its own, and this attempt the only one."""
+    for partial in output.parent.glob(f".{output.name}.*.partial"):
+        partial.unlink(missing_ok=True)

@@ -160,9 +160,11 @@ class FrameSwapper:
                 _check(cancelled)
                 yield self.swap(window, progress)
 
-        # Closed on the way out, whatever ends the run: the read-ahead
-        # threads stop before the caller closes the input they decode.
-        ahead = _ahead(swapped(_ahead(judged(), threaded)), threaded)
+        # Closed on the way out, whatever ends the run, outer first: the
+        # read-ahead threads stop before the caller closes the input they
+        # decode.
+        analysed = _ahead(judged(), threaded)
+        ahead = _ahead(swapped(analysed), threaded)
         try:
             for window in ahead:
                 _check(cancelled)
@@ -170,7 +172,8 @@ class FrameSwapper:
                 if on_progress is not None:
                     on_progress(progress)
         finally:
-            getattr(ahead, "close", lambda: None)()
+            for reader in (ahead, analysed):
+                getattr(reader, "close", lambda: None)()
         if on_progress is not None:
             on_progress(progress)
 

@@ -75,9 +75,12 @@ PIXEL_ENCODINGS = {"raw": pb.IMAGE_ENCODING_UNSPECIFIED, "png": pb.IMAGE_ENCODIN
 class _AlignStream:
     """One AlignStream per video, reopened if its server goes away."""
 
-    def __init__(self, stub: aligner_pb2_grpc.AlignerStub, options: aligner_pb2.AlignOptions):
+    def __init__(
+        self, stub: aligner_pb2_grpc.AlignerStub, options: aligner_pb2.AlignOptions, what: str
+    ) -> None:
         self.stub = stub
         self.options = options
+        self.what = what
         self._requests: queue.Queue[aligner_pb2.AlignRequest | None] | None = None
         self._responses: Iterator[aligner_pb2.AlignResponse] | None = None
 
@@ -99,7 +102,7 @@ class _AlignStream:
                 self._responses = None  # reopened on the next attempt
                 raise
 
-        return with_retries(attempt)
+        return with_retries(attempt, self.what)
 
     def close(self) -> None:
         if self._requests is not None:
@@ -115,6 +118,7 @@ class _RemoteAlign:
         self.stream = _AlignStream(
             aligner_pb2_grpc.AlignerStub(stages.counted["aligner"]),
             align_options_message(options),
+            stages.named("aligner"),
         )
 
     def _region_message(self, image: np.ndarray) -> pb.Image:
@@ -125,6 +129,8 @@ class _RemoteAlign:
         return wire.image_message(np.ascontiguousarray(image), MEASURE_ENCODING, lossy_grey=True)
 
     def align(self, regions: Sequence[RegionInput]) -> list[AlignedFace]:
+        if not regions:
+            return []
         request = aligner_pb2.AlignRequest(
             options=self.stream.options,
             faces=[region_message(r, self._region_message(r.image)) for r in regions],
@@ -163,15 +169,21 @@ class RemoteStages:
         with self._lock:
             self.bytes_sent += size
 
-    def _call(self, method: Any, request: Any) -> Any:
-        return with_retries(lambda: method(request, wait_for_ready=True))
+    def named(self, stage: str) -> str:
+        """A stage as errors name it: which one, and where."""
+        return f"{stage} at {getattr(self.addresses, stage)}"
+
+    def _call(self, stage: str, method: Any, request: Any) -> Any:
+        return with_retries(lambda: method(request, wait_for_ready=True), self.named(stage))
 
     def model(self, name: str) -> ModelEntry:
         return model_entry(
-            self._call(self.swapper.GetModel, swapper_pb2.GetModelRequest(name=name))
+            self._call("swapper", self.swapper.GetModel, swapper_pb2.GetModelRequest(name=name))
         )
 
     def detect(self, inputs: Sequence[DetectInput], near: bool = False) -> list[list[Scored]]:
+        if not inputs:  # servers refuse empty batches; nothing to ask
+            return []
         request = detector_pb2.DetectRequest()
         if near:  # regions already scaled by near_region: no resizing there
             request.options.CopyFrom(detect_options_message(NEAR_CONFIG))
@@ -195,7 +207,7 @@ class RemoteStages:
                     origin=pb.Point(x=item.origin[0], y=item.origin[1]),
                 )
             )
-        response = self._call(self.detector.Detect, request)
+        response = self._call("detector", self.detector.Detect, request)
         return [scored_boxes(frame.faces) for frame in response.frames]
 
     def align_session(self, options: AlignOptions) -> _RemoteAlign:
@@ -209,7 +221,7 @@ class RemoteStages:
             faces=[wire.image_message(f) for f in faces],
             mask=swap_mask_message(mask),
         )
-        response = self._call(self.swapper.Swap, request)
+        response = self._call("swapper", self.swapper.Swap, request)
         swapped = np.stack([wire.decode_image_message(f.face) for f in response.faces])
         masks = np.stack([wire.decode_image_message(f.mask) for f in response.faces])
         return swapped, masks[..., None]
@@ -235,7 +247,7 @@ class RemoteStages:
             items=[blend_item_message(item, self.pixel_encoding) for item in items],
         )
         request.options.output_encoding = self.pixel_encoding
-        response = self._call(self.blender.Blend, request)
+        response = self._call("blender", self.blender.Blend, request)
         return [patch(p) for p in response.patches]
 
     def encode(
@@ -277,7 +289,7 @@ class RemoteStages:
         except grpc.RpcError as error:
             if failure:
                 raise failure[0] from None
-            raise error_for(error) from None
+            raise error_for(error, self.named("encoder")) from None
         summary = EncodeSummary(Path(output), frames=response.frames)
         summary.bytes = response.bytes
         return summary

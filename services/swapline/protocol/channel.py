@@ -62,10 +62,12 @@ def channel(address: str) -> grpc.Channel:
 RETRY_BUDGET_S = 60.0
 
 
-def with_retries(call: Callable[[], T], budget_s: float = RETRY_BUDGET_S) -> T:
+def with_retries(
+    call: Callable[[], T], what: str = "stage call", budget_s: float = RETRY_BUDGET_S
+) -> T:
     """Runs ``call``, retrying UNAVAILABLE (a stage server restarting, a pod
     being replaced) with exponential backoff for up to ``budget_s`` seconds;
-    other errors become domain errors at once."""
+    other errors become domain errors at once, naming ``what`` was called."""
     deadline = time.monotonic() + budget_s
     delay = 0.2
     while True:
@@ -73,7 +75,7 @@ def with_retries(call: Callable[[], T], budget_s: float = RETRY_BUDGET_S) -> T:
             return call()
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise error_for(error) from None
+                raise error_for(error, what) from None
         time.sleep(delay)
         delay = min(delay * 2, 3.0)
 

@@ -44,9 +44,13 @@ def status_for(error: BaseException) -> grpc.StatusCode:
 
 def error_for(error: grpc.RpcError, what: str = "stage call") -> SwaplineError:
     """The domain error a failed call's status stands for. Errors the caller
-    made carry the server's words; others also name the call and the code."""
+    made carry the server's words; others also name the call and the code.
+    A deadline passed is the server being unreachable or overwhelmed:
+    unavailable, for a caller to retry later."""
     code, details = error.code(), error.details() or str(error)
     kind = _ERROR_BY_STATUS.get(code, SwaplineError)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        kind = UnavailableError
     if code in _CALLER_ERRORS:
         return kind(details)
     return kind(f"{what} failed: {code.name}: {details}")
