@@ -28,7 +28,7 @@ helm-env: $(HELM_STAMP)
 $(HELM_STAMP): constraints-helm.txt
 	@test -n "$(PY312)" || { echo "Python 3.12 is needed for Helm's library (pyenv install 3.12)"; exit 1; }
 	$(PY312) -m venv $(HELM_VENV)
-	$(HELM_VENV)/bin/python -m pip install -q -c constraints-helm.txt helm-sdkpy jsonschema pyyaml
+	$(HELM_VENV)/bin/python -m pip install -q -c constraints-helm.txt helm-sdkpy helm-python-sdk jsonschema pyyaml
 	touch $(HELM_STAMP)
 
 ## chart-check: Helm lint of charts/swapline, its values against values.schema.json

@@ -1,8 +1,10 @@
 """Checks the Helm chart with Helm's own library (helm-sdkpy, Python 3.12):
 `helm lint` with the default values and with every example values file, and
-every values file against values.schema.json.
+every values file against values.schema.json. With ``--render``, prints the
+manifests Helm renders offline (helm-python-sdk) as one JSON list instead.
 
-Usage: python chart_check.py CHART    (exit status 1 on any problem)
+Usage: python chart_check.py CHART              (exit status 1 on any problem)
+       python chart_check.py --render CHART [VALUES.yaml]
 """
 
 from __future__ import annotations
@@ -68,5 +70,25 @@ def main(chart_arg: str) -> int:
     return 1 if failures else 0
 
 
+def render(chart_arg: str, values_file: str | None = None) -> list[dict[str, Any]]:
+    """Every manifest of the chart, rendered as `helm template` would, with
+    the chart's values merged with ``values_file``'s."""
+    import helm_python
+
+    chart = helm_python.Chart.load(chart_arg)
+    values = yaml.safe_load(Path(values_file).read_text()) if values_file else None
+    rendered = chart.render(values, name="swapline", namespace="swapline", is_install=True)
+    return [
+        doc
+        for path, text in sorted(rendered.items())
+        if path.endswith((".yaml", ".yml"))
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--render":
+        print(json.dumps(render(*sys.argv[2:4])))
+        raise SystemExit(0)
     raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "charts/swapline"))

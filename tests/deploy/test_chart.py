@@ -4,9 +4,11 @@ values.schema.json; the chart ships the same rules and dashboard as deploy/."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +54,96 @@ def test_chart_ships_the_same_rules_and_dashboard_as_deploy() -> None:
     }
     for shipped, source in pairs.items():
         assert shipped.read_bytes() == source.read_bytes(), f"copy {source} to {shipped}"
+
+
+def rendered(values: Path | None = None) -> list[dict[str, Any]]:
+    """The chart's manifests as Helm renders them offline."""
+    if not HELM_PYTHON.exists():
+        pytest.fail("Helm's library is missing: run `make helm-env` (make test does)")
+    command = [str(HELM_PYTHON), str(CHECK), "--render", str(CHART)]
+    result = subprocess.run(
+        [*command, *([str(values)] if values else [])], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def test_the_rendered_chart_can_run_a_distributed_job() -> None:
+    """What a distributed job needs of the manifests: the orchestrator finds
+    every stage's Service, the stages that open media by URI (orchestrator
+    and encoder) share the media claim at the same path and accept the job
+    folder as a storage root, the job database is neither under a root nor
+    on the media claim, SIGTERM has time to drain, and only named client
+    namespaces reach the public API."""
+    manifests = rendered()
+    deployments = {
+        d["metadata"]["name"].removeprefix("swapline-"): d
+        for d in manifests
+        if d["kind"] == "Deployment"
+    }
+    services = {
+        s["metadata"]["name"].removeprefix("swapline-"): {p["port"] for p in s["spec"]["ports"]}
+        for s in manifests
+        if s["kind"] == "Service"
+    }
+
+    def pod(name: str) -> dict[str, Any]:
+        return dict(deployments[name]["spec"]["template"]["spec"])
+
+    def env(name: str) -> dict[str, str]:
+        return {e["name"]: e.get("value", "") for e in pod(name)["containers"][0]["env"]}
+
+    def claim_at(name: str, path: str) -> str | None:
+        volumes = {
+            v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+            for v in pod(name)["volumes"]
+        }
+        for mount in pod(name)["containers"][0]["volumeMounts"]:
+            if _under(path, [mount["mountPath"]]):
+                return volumes[mount["name"]]
+        return None
+
+    orchestrator = env("orchestrator")
+    for stage in ("detector", "aligner", "swapper", "blender", "encoder"):
+        host, port = (
+            orchestrator[f"SWAPLINE_{stage.upper()}_ADDR"].removeprefix("dns:///").split(":")
+        )
+        assert host == f"swapline-{stage}" and int(port) in services[stage]
+    triton_host, triton_port = env("swapper")["SWAPLINE_TRITON_URL"].split(":")
+    assert int(triton_port) in services[triton_host.removeprefix("swapline-")]
+
+    work_dir = orchestrator["SWAPLINE_WORK_DIR"]
+    for name in ("orchestrator", "encoder"):
+        roots = env(name)["SWAPLINE_STORAGE_ROOTS"].split(":")
+        assert _under(work_dir, roots), (name, roots)  # the job's input and output
+        assert claim_at(name, work_dir) == "swapline-media", name
+    jobs_db = orchestrator["SWAPLINE_JOBS_DB"]
+    assert not _under(jobs_db, orchestrator["SWAPLINE_STORAGE_ROOTS"].split(":"))
+    assert claim_at("orchestrator", jobs_db) not in (None, "swapline-media")
+
+    grace = pod("orchestrator")["terminationGracePeriodSeconds"]
+    assert grace > float(orchestrator["SWAPLINE_DRAIN_SECONDS"])
+    (clients,) = [
+        p for p in manifests if p["metadata"]["name"] == "swapline-orchestrator-from-clients"
+    ]
+    assert all(rule["namespaceSelector"] for rule in clients["spec"]["ingress"][0]["from"])
+
+
+def test_values_that_would_open_the_api_or_split_the_job_database_are_refused(
+    tmp_path: Path,
+) -> None:
+    for name, text in {
+        "every-namespace": "networkPolicy:\n  clientNamespaceSelector: null\n",
+        "two-orchestrators": "stages:\n  orchestrator:\n    replicas: 2\n"
+        "    port: 50050\n    metricsPort: 9150\n    resources: {}\n"
+        "    autoscaling: {enabled: false, minReplicas: 1, maxReplicas: 1}\n",
+    }.items():
+        chart = tmp_path / name
+        shutil.copytree(CHART, chart)
+        (chart / "examples" / "bad.yaml").write_text(text)
+        result = chart_check(chart)
+        assert result.returncode != 0 and "examples/bad.yaml: schema" in result.stderr, name
