@@ -32,13 +32,16 @@ def remote_swap(
     output: str | os.PathLike[str],
     spec: opb.JobSpec,
     on_progress: Callable[[opb.Job], None] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> opb.Job:
-    """Uploads ``source``, follows the job, and writes the result to ``output``."""
+    """Uploads ``source``, follows the job, and writes the result to
+    ``output``. ``credentials``: TLS and the caller's token (None: an
+    orchestrator that serves without authentication)."""
     path = Path(source)
     if not path.is_file():
         raise SwaplineError(f"{source}: no such file")
     spec.input_name = path.name
-    with channel(address) as ch:
+    with channel(address, credentials) as ch:
         stub = orchestrator_pb2_grpc.OrchestratorStub(ch)
         try:
             job = stub.SubmitJob(_upload(spec, path))

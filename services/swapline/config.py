@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from swapline.errors import InvalidInputError
+from swapline.protocol.security import TlsFiles, api_credentials
 
 T = TypeVar("T")
 
@@ -127,6 +128,19 @@ class ServerConfig:
     nice: int = 0
     # Where the Prometheus endpoint listens; empty: the gRPC host.
     metrics_host: str = ""
+    # A plaintext port serving only gRPC health (Kubernetes probes cannot
+    # speak TLS); 0: none.
+    health_port: int = 0
+    # Security (see swapline.runtime.security): this server's certificate,
+    # its key and the CA of its peers (PEM files). Stage servers accept only
+    # clients with a certificate from that CA; the orchestrator presents its
+    # certificate to them and checks its own callers' bearer tokens against
+    # ``api_tokens``. ``insecure`` serves plaintext without authentication.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    api_tokens: str = ""
+    insecure: bool = False
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> ServerConfig:
@@ -153,7 +167,28 @@ class ServerConfig:
         config.validate()
         return config
 
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The TLS files, unless insecure."""
+        if self.insecure:
+            return None
+        return TlsFiles(Path(self.tls_cert), Path(self.tls_key), Path(self.tls_ca))
+
     def validate(self) -> None:
+        if not self.insecure:
+            missing = [
+                f"SWAPLINE_{n.upper()}"
+                for n in ("tls_cert", "tls_key", "tls_ca")
+                if not getattr(self, n)
+            ]
+            if self.service == "orchestrator" and not self.api_tokens:
+                missing.append("SWAPLINE_API_TOKENS")
+            if missing:
+                raise ConfigError(
+                    f"{self.service}: {', '.join(missing)} not set: give the TLS files "
+                    "(and the orchestrator's token file), or set SWAPLINE_INSECURE=1 to serve "
+                    "without authentication"
+                )
         for name in ("max_message_bytes", "max_batch", "max_frame_pixels", "workers"):
             _at_least(getattr(self, name), 1, name)
         _at_least(self.max_concurrent_rpcs, 1, "max_concurrent_rpcs")
@@ -235,6 +270,8 @@ class OrchestratorConfig:
     job_concurrency: int = 1
     # Jobs queued or running at once, beyond which SubmitJob is refused.
     max_queued_jobs: int = 100
+    # Of which one owner (one token) may have at once.
+    max_jobs_per_owner: int = 20
     # How long a job stays an orchestrator's without a heartbeat (its
     # leases are renewed every third of this).
     lease_seconds: float = 15.0
@@ -253,6 +290,7 @@ class OrchestratorConfig:
             jobs_db=Path(read.get("JOBS_DB", str, str(work_dir / "jobs.sqlite3"))),
             job_concurrency=read.get("JOB_CONCURRENCY", int, 1),
             max_queued_jobs=read.get("MAX_QUEUED_JOBS", int, 100),
+            max_jobs_per_owner=read.get("MAX_JOBS_PER_OWNER", int, 20),
             lease_seconds=read.get("LEASE_SECONDS", float, 15.0),
             training_job_template=read.get("TRAINING_JOB_TEMPLATE", str, ""),
             namespace=read.get("NAMESPACE", str, "default"),
@@ -260,6 +298,7 @@ class OrchestratorConfig:
         )
         _at_least(config.job_concurrency, 1, "SWAPLINE_JOB_CONCURRENCY")
         _at_least(config.max_queued_jobs, 1, "SWAPLINE_MAX_QUEUED_JOBS")
+        _at_least(config.max_jobs_per_owner, 1, "SWAPLINE_MAX_JOBS_PER_OWNER")
         _at_least(config.lease_seconds, 1, "SWAPLINE_LEASE_SECONDS")
         return config
 
@@ -270,16 +309,44 @@ class ClientConfig:
 
     cpu_int8: bool = True
     background_nice: int = DEFAULT_BACKGROUND_NICE
+    # Calling an orchestrator: a bearer token (or a file holding it), the CA
+    # that signed its certificate (the system's roots when empty), or
+    # plaintext without a token when ``insecure``.
+    token: str = ""
+    tls_ca: str = ""
+    insecure: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientConfig:
         read = _Env(env)
+        token = read.get("TOKEN", str, "")
+        token_file = read.get("TOKEN_FILE", str, "")
+        if token_file and not token:
+            try:
+                token = Path(token_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"SWAPLINE_TOKEN_FILE: {exc}") from None
         config = cls(
             cpu_int8=read.get("CPU_INT8", bool, True),
             background_nice=read.get("BACKGROUND_NICE", int, DEFAULT_BACKGROUND_NICE),
+            token=token,
+            tls_ca=read.get("TLS_CA", str, ""),
+            insecure=read.get("INSECURE", bool, False),
         )
         if not 0 <= config.background_nice <= 19:
             raise ConfigError(
                 f"SWAPLINE_BACKGROUND_NICE must be in 0..19, got {config.background_nice}"
             )
         return config
+
+    def api_credentials(self) -> Any:
+        """Credentials for calls to an orchestrator (grpc.ChannelCredentials),
+        None when insecure."""
+        if self.insecure:
+            return None
+        if not self.token:
+            raise ConfigError(
+                "no token for the orchestrator: set SWAPLINE_TOKEN or SWAPLINE_TOKEN_FILE "
+                "(or SWAPLINE_INSECURE=1 for one that serves without authentication)"
+            )
+        return api_credentials(Path(self.tls_ca) if self.tls_ca else None, self.token)

@@ -22,6 +22,10 @@ class NotFoundError(SwaplineError):
     """A named thing (model, job, file) does not exist."""
 
 
+class UnauthenticatedError(SwaplineError):
+    """The call carries no valid credentials."""
+
+
 class PermissionDeniedError(SwaplineError):
     """A path or resource is outside what the caller may use."""
 

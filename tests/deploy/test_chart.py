@@ -125,12 +125,49 @@ def test_the_rendered_chart_can_run_a_distributed_job() -> None:
     assert not _under(jobs_db, orchestrator["SWAPLINE_STORAGE_ROOTS"].split(":"))
     assert claim_at("orchestrator", jobs_db) not in (None, "swapline-media")
 
+    # Mutual TLS everywhere, tokens at the orchestrator, probes on the
+    # plaintext health port (kubelet's gRPC probes cannot speak TLS).
+    for name in deployments.keys() - {"triton"}:
+        settings = env(name)
+        assert "SWAPLINE_INSECURE" not in settings, name
+        for variable in ("SWAPLINE_TLS_CERT", "SWAPLINE_TLS_KEY", "SWAPLINE_TLS_CA"):
+            assert claim_at(name, settings[variable]) is None, (name, variable)  # a Secret
+            assert any(
+                _under(settings[variable], [m["mountPath"]])
+                for m in pod(name)["containers"][0]["volumeMounts"]
+            ), (name, variable)
+        probe = pod(name)["containers"][0]["readinessProbe"]["grpc"]["port"]
+        assert probe == int(settings["SWAPLINE_HEALTH_PORT"]), name
+    assert "SWAPLINE_API_TOKENS" in orchestrator
+
     grace = pod("orchestrator")["terminationGracePeriodSeconds"]
     assert grace > float(orchestrator["SWAPLINE_DRAIN_SECONDS"])
     (clients,) = [
         p for p in manifests if p["metadata"]["name"] == "swapline-orchestrator-from-clients"
     ]
     assert all(rule["namespaceSelector"] for rule in clients["spec"]["ingress"][0]["from"])
+
+
+def test_cert_manager_issues_a_certificate_for_every_address_the_orchestrator_dials() -> None:
+    manifests = rendered(CHART / "examples" / "production.yaml")
+    (certificate,) = [m for m in manifests if m["kind"] == "Certificate"]
+    (orchestrator,) = [
+        m
+        for m in manifests
+        if m["kind"] == "Deployment" and m["metadata"]["name"] == "swapline-orchestrator"
+    ]
+    env = {
+        e["name"]: e.get("value", "")
+        for e in orchestrator["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    dialled = {
+        value.removeprefix("dns:///").split(":")[0]
+        for name, value in env.items()
+        if name.endswith("_ADDR")
+    }
+    assert dialled and dialled <= set(certificate["spec"]["dnsNames"])
+    assert set(certificate["spec"]["usages"]) == {"server auth", "client auth"}
+    assert certificate["spec"]["secretName"] == "swapline-tls"
 
 
 def test_values_that_would_open_the_api_or_split_the_job_database_are_refused(

@@ -5,6 +5,7 @@ local stack after a real job."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import grpc
 import pytest
 
 from swapline.devtools import stack
+from swapline.protocol.security import api_credentials
 from swapline.v1 import orchestrator_pb2 as opb
 from swapline.v1 import orchestrator_pb2_grpc
 from tests.conftest import REPO
@@ -76,6 +78,11 @@ def test_dashboard_covers_what_operators_watch() -> None:
 def test_every_shipped_expression_has_data_after_a_job(tmp_path: Path, data: Path) -> None:
     repository = REPO / "models" / "repository"
     with stack.running(tmp_path / "stack", repository, [data, tmp_path], "d6_to_d10") as up:
+        pki = tmp_path / "stack" / "pki"  # the stack's CA and users' tokens
+        client_env = {
+            "SWAPLINE_TOKEN_FILE": str(pki / "alice.token"),
+            "SWAPLINE_TLS_CA": str(pki / "ca.pem"),
+        }
         start = time.time()
         # Two jobs a few scrapes apart: a rate needs a counter seen to grow
         # between two scrapes, and one short job's few Triton batches can
@@ -102,10 +109,14 @@ def test_every_shipped_expression_has_data_after_a_job(tmp_path: Path, data: Pat
                 capture_output=True,
                 text=True,
                 timeout=600,
+                env={**os.environ, **client_env},
             )
             assert swap.returncode == 0, swap.stderr
         # A caller's mistake, as happens in production: an unknown model.
-        with grpc.insecure_channel(up.orchestrator) as channel:
+        token = (pki / "alice.token").read_text()
+        with grpc.secure_channel(
+            up.orchestrator, api_credentials(pki / "ca.pem", token)
+        ) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
             spec = opb.JobSpec(model="nobody", input_uri=f"file://{data / 'd10.mp4'}")
             with pytest.raises(grpc.RpcError) as error:

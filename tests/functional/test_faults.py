@@ -191,7 +191,7 @@ def test_watchers_never_starve_health_and_the_queue_is_bounded(data: Path, tmp_p
         assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert dict(full.value.trailing_metadata() or ())["retry-after-ms"] == "30000"
 
-        opened, refused, health = asyncio.run(_watch_many(server.address, job_id, 200))
+        opened, refused, health = asyncio.run(_watch_many(server, job_id, 200))
         assert opened == 150 and refused == 50
         assert health == health_pb2.HealthCheckResponse.SERVING
         with server.channel() as channel:
@@ -199,10 +199,12 @@ def test_watchers_never_starve_health_and_the_queue_is_bounded(data: Path, tmp_p
         assert wait_for(server, job_id).state == opb.JOB_STATE_CANCELLED
 
 
-async def _watch_many(address: str, job_id: str, count: int) -> tuple[int, int, int]:
+async def _watch_many(server: ServerProcess, job_id: str, count: int) -> tuple[int, int, int]:
     """Opens ``count`` WatchJob streams at once, reads the first update of
     each, and checks health while they are all open."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    credentials = server.credentials()
+    assert credentials is not None
+    async with grpc.aio.secure_channel(server.address, credentials) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
         calls = [stub.WatchJob(opb.GetJobRequest(id=job_id)) for _ in range(count)]
 

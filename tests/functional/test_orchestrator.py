@@ -26,7 +26,10 @@ REPOSITORY = REPO / "models" / "repository"
 STAGES = ("detector", "aligner", "swapper", "blender", "encoder")
 
 
-def remote_swap(address: str, source: Path, output: Path) -> subprocess.CompletedProcess[str]:
+def remote_swap(
+    server: ServerProcess, source: Path, output: Path
+) -> subprocess.CompletedProcess[str]:
+    assert server.security is not None
     return subprocess.run(
         [
             sys.executable,
@@ -34,7 +37,7 @@ def remote_swap(address: str, source: Path, output: Path) -> subprocess.Complete
             "swapline.cli",
             "swap",
             "--remote",
-            address,
+            server.address,
             "--model",
             MODEL,
             "--input",
@@ -46,6 +49,7 @@ def remote_swap(address: str, source: Path, output: Path) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=900,
+        env={**os.environ, **server.security.client_env()},
     )
 
 
@@ -111,7 +115,7 @@ def test_distributed_equals_embedded_and_survives_each_stage_killed(
     assert result.returncode == 0, result.stderr
     with cluster(tmp_path, data) as (orchestrator, stages, stage_env):
         output = tmp_path / "distributed.mp4"
-        result = remote_swap(orchestrator.address, clip, output)
+        result = remote_swap(orchestrator, clip, output)
         assert result.returncode == 0, result.stderr + orchestrator.output()
         before, after, embedded = (
             video_frames(clip),
@@ -274,6 +278,11 @@ def check_swap_stream(server: ServerProcess, data: Path) -> None:
     assert [r.frame.frame.index for r in replies] == list(range(6))
     assert [r.frame.frame.pts for r in replies] == [i * 3000 for i in range(6)]
     assert all(r.faces_swapped == 1 for r in replies)
+    # Each frame says it is synthetic, in the reply and in the JPEG itself.
+    assert all(
+        r.synthetic and r.model == MODEL and "Synthetic media" in r.disclosure for r in replies
+    )
+    assert all(b"Synthetic media" in r.frame.image.encoded.data[:400] for r in replies)
     out = wire.decode_image_message(replies[0].frame.image)
     assert out.shape == frames[0].shape
     assert psnr(out, frames[0]) < 35  # the face changed

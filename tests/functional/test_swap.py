@@ -413,3 +413,44 @@ def test_an_output_that_cannot_be_written_is_a_one_line_error(data: Path, tmp_pa
     result = swap(data / "carphone_pristine.mp4", tmp_path)
     assert result.returncode == 1 and "the output is a directory" in result.stderr
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_model_without_consent_on_record_is_refused(data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    repository = tmp_path / "repository"
+    shutil.copytree(REPOSITORY / MODEL, repository / MODEL)
+    metadata_file = repository / MODEL / "swapline.json"
+    metadata = json.loads(metadata_file.read_text())
+    for identities, why in (
+        ([], "names no identities"),
+        ([{**i, "consent_reference": " "} for i in metadata["identities"]], "no consent reference"),
+        ([i for i in metadata["identities"] if i["role"] != "source"], "no source identity"),
+    ):
+        metadata_file.write_text(json.dumps({**metadata, "identities": identities}))
+        result = swap(
+            data / "d10_rotated.mp4", tmp_path / "out.mp4", "--repository", str(repository)
+        )
+        assert result.returncode == 1 and why in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_synthetic_mark_survives_a_stream_copy_remux(data: Path, tmp_path: Path) -> None:
+    from swapline.stages.encode import MARK_TEXT, bitstream_mark
+
+    output = tmp_path / "swapped.mp4"
+    assert swap(data / "d10_rotated.mp4", output).returncode == 0
+    remuxed = tmp_path / "remuxed.mkv"  # `ffmpeg -i swapped.mp4 -map_metadata -1 -c copy`
+    with av.open(str(output)) as source, av.open(str(remuxed), "w") as target:
+        assert source.metadata.get("swapline_synthetic") == "1"
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    with av.open(str(remuxed)) as container:
+        assert "swapline_synthetic" not in container.metadata  # the container's tags are gone
+        assert sum(1 for _ in container.decode(video=0)) == 45
+    assert bitstream_mark(remuxed) == MARK_TEXT  # the video's own mark is not
+    assert bitstream_mark(data / "d10_rotated.mp4") is None

@@ -1,5 +1,5 @@
-"""Running and measuring swapline: ``serve``, ``stack``, ``bench`` and
-``capacity``."""
+"""Running and measuring swapline: ``serve``, ``stack``, ``certs``,
+``token``, ``bench`` and ``capacity``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,24 @@ def register(sub: Subparsers) -> None:
         help="the swapline checkout whose Prometheus rules the stack loads (default: here)",
     )
     st.set_defaults(func=run_stack)
+
+    ce = sub.add_parser(
+        "certs", help="a private CA and a service certificate for mutual TLS between services"
+    )
+    ce.add_argument("--out", required=True, help="folder for ca.pem, service.pem and their keys")
+    ce.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help="a DNS name or IP address the services answer to (repeat; localhost is included)",
+    )
+    ce.add_argument("--days", type=int, default=365)
+    ce.set_defaults(func=run_certs)
+
+    to = sub.add_parser("token", help="a new API token and the line that grants it")
+    to.add_argument("--owner", required=True, help="who the token's jobs belong to")
+    to.add_argument("--admin", action="store_true", help="may see every job and train models")
+    to.set_defaults(func=run_token)
 
     be = sub.add_parser("bench", help="the benchmark suite: a table and JSON")
     be.add_argument("--clip", action="append", help="clip to measure (default s18.mp4)")
@@ -69,10 +87,41 @@ def run_stack(args: argparse.Namespace) -> int:
         running = stack.up(args.dir, args.repository, checkout=args.checkout)
     except FileNotFoundError as exc:
         raise SwaplineError(str(exc)) from None
+    pki = Path(args.dir) / "pki"
     print(f"orchestrator  {running.orchestrator}   (swapline swap --remote {running.orchestrator})")
+    print(
+        f"credentials   export SWAPLINE_TOKEN_FILE={pki}/alice.token SWAPLINE_TLS_CA={pki}/ca.pem"
+    )
     print(f"triton        {running.triton}")
     print(f"prometheus    {running.prometheus}   (rules: deploy/prometheus/rules)")
     print(f"logs          {args.dir}/*.log; stop with `make down`")
+    return 0
+
+
+def run_certs(args: argparse.Namespace) -> int:
+    from swapline.runtime.pki import LOCAL_NAMES, write_certificates
+
+    if args.days < 1:
+        raise SwaplineError("--days must be at least 1")
+    names = list(dict.fromkeys([*args.name, *LOCAL_NAMES]))
+    tls = write_certificates(Path(args.out), names, args.days)
+    print(f"wrote {tls.ca}, {tls.cert} and {tls.key} (for {', '.join(names)})")
+    print(
+        f"servers: SWAPLINE_TLS_CERT={tls.cert} SWAPLINE_TLS_KEY={tls.key} SWAPLINE_TLS_CA={tls.ca}"
+    )
+    return 0
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from swapline.protocol.security import new_token
+    from swapline.runtime.pki import token_line
+
+    if not args.owner.strip() or any(c.isspace() for c in args.owner):
+        raise SwaplineError("--owner must be one word")
+    token = new_token()
+    print(f"token (give it to {args.owner}; it is shown once): {token}")
+    line = token_line(args.owner, "admin" if args.admin else "user", token)
+    print(f"line for the token file (SWAPLINE_API_TOKENS): {line}")
     return 0
 
 

@@ -149,7 +149,8 @@ def _swap_remote(args: argparse.Namespace, options: SwapOptions) -> int:
 
     try:
         spec = job_spec_message(options)
-        job = remote_swap(args.remote, args.input, args.output, spec, on_progress)
+        credentials = args.config.api_credentials()
+        job = remote_swap(args.remote, args.input, args.output, spec, on_progress, credentials)
     finally:
         bar.close()
     print(

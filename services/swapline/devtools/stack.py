@@ -22,6 +22,7 @@ from pathlib import Path
 
 from swapline.config import DEFAULT_PORTS
 from swapline.runtime.launch import free_port, start_server
+from swapline.runtime.pki import LocalSecurity
 
 RULES = Path("deploy") / "prometheus" / "rules" / "swapline.rules.yml"  # in a checkout
 STAGES = ("detector", "aligner", "swapper", "blender", "encoder")
@@ -144,6 +145,9 @@ def up(
     state.mkdir(parents=True, exist_ok=True)
     repository = Path(repository).absolute()
     roots = storage_roots or [Path.cwd(), state]
+    # TLS between the services and tokens on the orchestrator, as on a
+    # cluster: a private CA and a token per user under the state folder.
+    security = LocalSecurity.create(state / "pki")
     pids: dict[str, int] = {}
     logs: dict[str, str] = {}
     stack = Stack(str(state), "", f"http://127.0.0.1:{ports.prometheus}", "", pids, logs)
@@ -164,7 +168,13 @@ def up(
         }
         for name in STAGES:
             server = start_server(
-                name, state, env, ports.grpc[name], metrics_port=ports.metrics[name], detach=True
+                name,
+                state,
+                env,
+                ports.grpc[name],
+                metrics_port=ports.metrics[name],
+                detach=True,
+                security=security,
             )
             pids[name], logs[name] = server.process.pid, str(server.log)
         addresses = {f"SWAPLINE_{n.upper()}_ADDR": f"127.0.0.1:{ports.grpc[n]}" for n in STAGES}
@@ -175,6 +185,7 @@ def up(
             ports.grpc["orchestrator"],
             metrics_port=ports.metrics["orchestrator"],
             detach=True,
+            security=security,
         )
         pids["orchestrator"], logs["orchestrator"] = orchestrator.process.pid, str(orchestrator.log)
         stack.orchestrator = orchestrator.address

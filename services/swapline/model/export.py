@@ -31,6 +31,7 @@ from swapline.stages.model_contract import (
     INPUT,
     METADATA,
     OUTPUTS,
+    consent_problem,
     face_shape,
     mask_shape,
     output_names,
@@ -251,11 +252,9 @@ def export_model(
             "outputs": {OUTPUTS[0]: ["N", *face_shape(res)], OUTPUTS[1]: ["N", *mask_shape(res)]},
             "export_check": {"max_abs_diff": max_diff, "mean_abs_diff": round(mean_diff, 4)},
         }
-        if (
-            not all(i.get("consent_reference") for i in info["identities"])
-            or not info["identities"]
-        ):
-            raise InvalidInputError(f"{model_dir}: the model records no consent for its faces")
+        problem = consent_problem(info["identities"])
+        if problem is not None:
+            raise InvalidInputError(f"{model_dir}: no consent on record for its faces: {problem}")
         (staging / METADATA).write_text(json.dumps(info, indent=2) + "\n")
         if entry.exists():
             shutil.rmtree(entry)

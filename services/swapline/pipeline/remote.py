@@ -147,11 +147,18 @@ class RemoteStages:
     takes_decoded_frames = False  # the encoder decodes the source itself
     detects_in_colour = False  # it asks the detector for HOG
 
-    def __init__(self, addresses: StageAddresses, pixel_encoding: str = "raw") -> None:
+    def __init__(
+        self,
+        addresses: StageAddresses,
+        pixel_encoding: str = "raw",
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """``credentials``: the service certificate the stage servers ask
+        for (mutual TLS); None for servers that serve without it."""
         check_pixel_encoding(pixel_encoding)
         self.addresses = addresses
         self.channels = {
-            name: channel(getattr(addresses, name))
+            name: channel(getattr(addresses, name), credentials)
             for name in ("detector", "aligner", "swapper", "blender", "encoder")
         }
         self.bytes_sent = 0  # both ways, every stage

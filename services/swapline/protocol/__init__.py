@@ -13,6 +13,8 @@
   one table servers and clients share;
 * :mod:`~swapline.protocol.channel`: client channels with retries and byte
   counting;
+* :mod:`~swapline.protocol.security`: mutual TLS between services, bearer
+  tokens on the public API, and who the caller is;
 * :mod:`~swapline.protocol.jobs`: the Orchestrator's jobs, job specs and
   training runs.
 """

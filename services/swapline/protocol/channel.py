@@ -44,19 +44,20 @@ def service_config(timeout_s: float = 120.0) -> str:
     )
 
 
-def channel(address: str) -> grpc.Channel:
+def channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
     """A client channel with retries, round-robin over every address that
-    ``dns:///`` resolves (new pods get traffic after a scale-up)."""
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.service_config", service_config()),
-            ("grpc.enable_retries", 1),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.keepalive_time_ms", 30_000),
-        ],
-    )
+    ``dns:///`` resolves (new pods get traffic after a scale-up); TLS (and
+    whatever else ``credentials`` carry) unless they are None."""
+    options = [
+        ("grpc.service_config", service_config()),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.keepalive_time_ms", 30_000),
+    ]
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 RETRY_BUDGET_S = 60.0

@@ -14,6 +14,7 @@ from swapline.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
     SwaplineError,
+    UnauthenticatedError,
     UnavailableError,
 )
 
@@ -21,6 +22,7 @@ STATUS_BY_ERROR: tuple[tuple[type[SwaplineError], grpc.StatusCode], ...] = (
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
@@ -30,6 +32,7 @@ _CALLER_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
 }
 
 

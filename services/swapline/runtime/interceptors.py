@@ -12,7 +12,8 @@ from typing import Any
 
 import grpc
 
-from swapline.errors import InvalidInputError, ResourceExhaustedError
+from swapline.errors import InvalidInputError, ResourceExhaustedError, UnauthenticatedError
+from swapline.protocol.security import CALLER, TokenTable, bearer_token
 from swapline.protocol.status import status_for
 from swapline.runtime import metrics
 
@@ -71,6 +72,9 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     * counts requests, errors and in-flight calls, times each call;
     * refuses requests larger than ``max_message_bytes`` with INVALID_ARGUMENT;
+    * with ``tokens``, refuses a call without a known bearer token with
+      UNAUTHENTICATED, and makes the token's principal the call's
+      :func:`~swapline.protocol.security.caller`;
     * refuses a user call beyond ``max_calls`` open ones with
       RESOURCE_EXHAUSTED and a retry hint (health and reflection are never
       counted nor refused);
@@ -79,10 +83,17 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
       never dies of a bad request.
     """
 
-    def __init__(self, service: str, max_message_bytes: int, max_calls: int = 64) -> None:
+    def __init__(
+        self,
+        service: str,
+        max_message_bytes: int,
+        max_calls: int = 64,
+        tokens: TokenTable | None = None,
+    ) -> None:
         self.service = service
         self.max_message_bytes = max_message_bytes
         self.max_calls = max_calls
+        self.tokens = tokens
         self.open_calls = 0  # only touched on the event loop
 
     async def intercept_service(
@@ -155,6 +166,14 @@ class StageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         call = _Call(self.service, method)
         self.open_calls += 1
         try:
+            if self.tokens is not None:
+                token = bearer_token(context.invocation_metadata())
+                principal = self.tokens.lookup(token) if token else None
+                if principal is None:
+                    raise UnauthenticatedError(
+                        "this server needs a valid bearer token (authorization: Bearer ...)"
+                    )
+                CALLER.set(principal)
             if self.open_calls > self.max_calls:
                 raise ResourceExhaustedError(
                     f"{self.service} has {self.max_calls} calls open, its limit; retry shortly",

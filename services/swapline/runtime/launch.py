@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 
 from swapline.concurrency import background_nice
+from swapline.runtime.pki import LocalSecurity, shared_security
 
 # Stages whose work can wait for the encoder's (see start_server).
 FACE_WORK_SERVICES = ("detector", "aligner", "swapper", "blender")
@@ -64,15 +65,44 @@ class ServerProcess:
     port: int
     metrics_port: int
     log: Path
+    security: LocalSecurity | None = None  # None: it serves without authentication
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(
-            self.address, options=[("grpc.max_send_message_length", 512 * 1024 * 1024)]
-        )
+    def credentials(self, owner: str = "alice") -> grpc.ChannelCredentials | None:
+        """What a caller presents: the service certificate to a stage, the
+        token of ``owner`` to the orchestrator."""
+        if self.security is None:
+            return None
+        if self.name == "orchestrator":
+            return self.security.api_credentials(owner)
+        return self.security.stage_credentials()
+
+    def probe_credentials(self) -> grpc.ChannelCredentials | None:
+        """Enough to ask its health: TLS, and the service certificate a
+        stage asks for; no token."""
+        if self.security is None:
+            return None
+        if self.name == "orchestrator":
+            return grpc.ssl_channel_credentials(self.security.tls.ca.read_bytes())
+        return self.security.stage_credentials()
+
+    def channel(
+        self, owner: str = "alice", credentials: grpc.ChannelCredentials | None = None
+    ) -> grpc.Channel:
+        """A channel to the server, calling as ``owner`` (the orchestrator)
+        or with the service certificate (a stage), or with ``credentials``."""
+        options = [("grpc.max_send_message_length", 512 * 1024 * 1024)]
+        credentials = credentials or self.credentials(owner)
+        if credentials is None:
+            return grpc.insecure_channel(self.address, options=options)
+        return grpc.secure_channel(self.address, credentials, options=options)
+
+    def plain_channel(self) -> grpc.Channel:
+        """A channel without any credentials."""
+        return grpc.insecure_channel(self.address)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -86,14 +116,25 @@ def start_server(
     timeout: float = 60.0,
     metrics_port: int | None = None,
     detach: bool = False,
+    security: LocalSecurity | None = None,
 ) -> ServerProcess:
     """Starts ``swapline serve NAME`` on loopback and waits until its health
-    check says SERVING. ``detach`` lets it outlive this process (``make up``)."""
+    check says SERVING. ``detach`` lets it outlive this process (``make up``).
+
+    It serves with TLS and authentication, from ``security`` or this
+    process's :func:`~swapline.runtime.pki.shared_security`, unless ``env``
+    sets SWAPLINE_INSECURE."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     port, metrics_port = port or free_port(), metrics_port or free_port()
     log = log_dir / f"{name}-{port}.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    env = dict(env or {})
+    if env.get("SWAPLINE_INSECURE", "") in ("", "0"):
+        security = security or shared_security()
+        env = {**security.server_env(), **env}
+    else:
+        security = None
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     if name in FACE_WORK_SERVICES:
         # Servers started here share one machine: face work yields to the
         # encoder, as it does in embedded mode (see lower_thread_priority).
@@ -117,9 +158,9 @@ def start_server(
         env=full_env,
         start_new_session=detach,
     )
-    server = ServerProcess(name, process, port, metrics_port, log)
+    server = ServerProcess(name, process, port, metrics_port, log, security)
     deadline = time.monotonic() + timeout
-    with server.channel() as channel:
+    with server.channel(credentials=server.probe_credentials()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if process.poll() is not None:

@@ -30,6 +30,7 @@ from prometheus_client import start_http_server
 from swapline.concurrency import on_every_thread
 from swapline.config import DEFAULT_PORTS, ServerConfig
 from swapline.errors import InvalidInputError
+from swapline.protocol.security import TokenTable
 from swapline.runtime import metrics
 from swapline.runtime.interceptors import StageInterceptor
 
@@ -112,12 +113,18 @@ class StageServer:
         self.config = config
         self.workers = StageWorkers(config.service, config.workers)
         self.binding = (factory or _factory(config.service))(config, self.workers)
+        tls = config.tls
+        # The orchestrator checks its callers' tokens; stage servers let the
+        # TLS handshake check the caller's certificate.
+        tokens = None
+        if tls is not None and config.service == "orchestrator":
+            tokens = TokenTable.from_file(config.api_tokens)
         self.server = grpc.aio.server(
             # The interceptor limits open calls, not gRPC: its limit would
             # refuse health checks too once user calls fill it.
             interceptors=[
                 StageInterceptor(
-                    config.service, config.max_message_bytes, config.max_concurrent_rpcs
+                    config.service, config.max_message_bytes, config.max_concurrent_rpcs, tokens
                 )
             ],
             options=config.grpc_options(),
@@ -128,13 +135,34 @@ class StageServer:
         reflection.enable_server_reflection(
             [self.binding.name, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        address = f"{config.host}:{config.port}"
+        if tls is None:
+            log.warning(
+                "%s serves WITHOUT TLS OR AUTHENTICATION (SWAPLINE_INSECURE=1): anyone who "
+                "reaches %s can call it",
+                config.service,
+                address,
+            )
+            self.port = self.server.add_insecure_port(address)
+        else:
+            credentials = tls.server_credentials(require_client_cert=tokens is None)
+            self.port = self.server.add_secure_port(address, credentials)
         if self.port == 0:
-            raise OSError(f"cannot bind {config.host}:{config.port}")
+            raise OSError(f"cannot bind {address}")
+        # Kubernetes' gRPC probes speak plaintext: health alone answers them
+        # on a port of its own, which serves nothing else.
+        self.health_server: grpc.aio.Server | None = None
+        if config.health_port:
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            if not self.health_server.add_insecure_port(f"{config.host}:{config.health_port}"):
+                raise OSError(f"cannot bind {config.host}:{config.health_port}")
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         await self.server.start()
+        if self.health_server is not None:
+            await self.health_server.start()
         for name in ("", self.binding.name):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -148,6 +176,8 @@ class StageServer:
             await asyncio.sleep(self.config.shutdown_delay)
         await drained
         await self.server.stop(self.config.drain_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         self.workers.shutdown()
         self.binding.close()
         self._stopped.set()

@@ -15,6 +15,7 @@ import grpc
 from swapline.config import OrchestratorConfig, ServerConfig
 from swapline.errors import (
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
     UnavailableError,
@@ -22,6 +23,7 @@ from swapline.errors import (
 from swapline.jobs import (
     TERMINAL,
     InProcessTraining,
+    JobRecord,
     JobRunner,
     JobState,
     JobStore,
@@ -50,9 +52,11 @@ from swapline.protocol.jobs import (
     training_message,
 )
 from swapline.protocol.options import blend_options
+from swapline.protocol.security import caller
 from swapline.runtime import metrics
 from swapline.runtime.server import ServiceBinding, StageWorkers
 from swapline.runtime.storage import StorageRoots
+from swapline.stages.encode import SYNTHETIC_COMMENT, with_comment
 from swapline.stages.paste import paste
 from swapline.v1 import common_pb2 as pb
 from swapline.v1 import orchestrator_pb2 as opb
@@ -85,6 +89,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.work_dir = orchestrator.work_dir
         self.jobs_db = orchestrator.jobs_db.absolute()
         self.max_queued = orchestrator.max_queued_jobs
+        self.max_per_owner = orchestrator.max_jobs_per_owner
         self.runner = JobRunner(
             store,
             stages,
@@ -108,6 +113,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         swap_options(spec)  # INVALID_ARGUMENT before any work
         if self.runner.stopping:
             raise UnavailableError("this orchestrator is shutting down; retry (another takes it)")
+        owner = caller().owner
         active = await asyncio.to_thread(self.store.count_active)
         if active >= self.max_queued:
             raise ResourceExhaustedError(
@@ -115,9 +121,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 "retry when some have finished",
                 retry_after_seconds=30.0,
             )
+        own = await asyncio.to_thread(self.store.count_active, owner)
+        if own >= self.max_per_owner:
+            raise ResourceExhaustedError(
+                f"{owner} has {own} jobs queued or running, the most one client may; "
+                "retry when some have finished",
+                retry_after_seconds=30.0,
+            )
         source = self._input(spec.input_uri) if spec.input_uri else None
         record = self.store.create(
-            spec_dict(spec), holder=self.runner.holder, lease_seconds=self.runner.lease_seconds
+            spec_dict(spec),
+            holder=self.runner.holder,
+            lease_seconds=self.runner.lease_seconds,
+            owner=owner,
         )
         job_dir = self.work_dir / record.id
         try:
@@ -170,15 +186,24 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if size == 0:
             raise InvalidInputError("the job has neither an input_uri nor uploaded data")
 
+    async def _owned(self, job_id: str) -> JobRecord:
+        """The caller's job (any job, for an admin); another owner's is
+        NOT_FOUND, as if it did not exist."""
+        principal = caller()
+        record = await asyncio.to_thread(self.store.get, job_id)
+        if not principal.admin and record.owner != principal.owner:
+            raise NotFoundError(f"no job {job_id!r}")
+        return record
+
     async def GetJob(
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> opb.Job:
-        return job_message(self.store.get(request.id))
+        return job_message(await self._owned(request.id))
 
     async def WatchJob(
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[opb.Job]:
-        record = await asyncio.to_thread(self.store.get, request.id)
+        record = await self._owned(request.id)
         yield job_message(record)
         changed = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -205,6 +230,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def CancelJob(
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> opb.Job:
+        await self._owned(request.id)
         return job_message(await asyncio.to_thread(self.runner.cancel, request.id))
 
     async def ListJobs(
@@ -213,7 +239,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         size = min(request.page_size or 50, 500)
         before = float(request.page_token) if request.page_token else None
         state = job_state(request.state)
-        records = self.store.list_jobs(state, size + 1, before)
+        principal = caller()
+        owner = None if principal.admin else principal.owner
+        records = await asyncio.to_thread(self.store.list_jobs, state, size + 1, before, owner)
         token = str(records[size - 1].created) if len(records) > size else ""
         return opb.ListJobsResponse(
             jobs=[job_message(r) for r in records[:size]], next_page_token=token
@@ -222,7 +250,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def DownloadResult(
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[opb.DataChunk]:
-        record = self.store.get(request.id)
+        record = await self._owned(request.id)
         if record.state != JobState.SUCCEEDED:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -237,7 +265,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> opb.TrainingRun:
         """Starts training a model for one identity pair: a Kubernetes Job on a
         cluster, a thread here otherwise. Facesets must lie under the storage
-        roots and carry (or be given) a consent reference."""
+        roots and carry (or be given) a consent reference. Admins only: a
+        model trained here serves every job."""
+        require_admin("training a model")
         training = TrainingRequest(
             name=request.name,
             source=self.roots.resolve(request.source_faceset_uri),
@@ -255,6 +285,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def GetTrainingRun(
         self, request: opb.GetTrainingRunRequest, context: grpc.aio.ServicerContext
     ) -> opb.TrainingRun:
+        require_admin("training runs")
         run = self.training_store.get(request.id)
         run = await asyncio.to_thread(self.training.refresh, run)
         return training_message(self.training_store.save(run))
@@ -292,9 +323,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if message.image.WhichOneof("pixels") == "encoded"
             else pb.IMAGE_ENCODING_UNSPECIFIED
         )
+        reply = wire.image_message(out, encoding)
+        commented = {pb.IMAGE_ENCODING_PNG: "png", pb.IMAGE_ENCODING_JPEG: "jpeg"}
+        fmt = commented.get(reply.encoded.encoding) if reply.HasField("encoded") else None
+        if fmt is not None:  # the image file carries the mark too
+            text = f"{SYNTHETIC_COMMENT} swapline_model={swapper.options.model}"
+            reply.encoded.data = with_comment(reply.encoded.data, fmt, text)
         return opb.SwapStreamResponse(
-            frame=opb.StreamFrame(frame=message.frame, image=wire.image_message(out, encoding)),
+            frame=opb.StreamFrame(frame=message.frame, image=reply),
             faces_swapped=len(patches.patches),
+            synthetic=True,
+            disclosure=SYNTHETIC_COMMENT,
+            model=swapper.options.model,
         )
 
     def drain(self, grace: float) -> None:
@@ -305,6 +345,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.stages.close()
         self.store.close()
         self.training_store.close()
+
+
+def require_admin(what: str) -> None:
+    if not caller().admin:
+        raise PermissionDeniedError(f"{what} needs an admin token")
 
 
 def training_backend(
@@ -329,7 +374,9 @@ def make_stages(config: ServerConfig, orchestrator: OrchestratorConfig) -> Stage
     process otherwise."""
     remote = orchestrator.stages
     if remote is not None:
-        return RemoteStages(remote.addresses, remote.pixel_encoding)
+        tls = config.tls
+        credentials = tls.client_credentials() if tls is not None else None
+        return RemoteStages(remote.addresses, remote.pixel_encoding, credentials)
     return EmbeddedStages(config.model_repository, cpu_int8=config.cpu_int8)
 
 

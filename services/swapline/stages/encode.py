@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import av
 import cv2
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
 from swapline.errors import (
@@ -245,6 +246,7 @@ def _encode_video(
         for key, value in _metadata(options, model).items():
             out.metadata[key] = value
         converter = VideoReformatter()  # one for all frames (see MediaReader.frames)
+        marked = _MarkedVideo(out, video_out, options.codec)
 
         def write(frame: av.VideoFrame, frame_patches: list[Patch]) -> None:
             if rotation or options.disclosure_label or options.pixel_format != "yuv420p":
@@ -262,7 +264,7 @@ def _encode_video(
             new.pts = frame.pts
             new.time_base = frame.time_base
             for out_packet in video_out.encode(new):
-                out.mux(out_packet)
+                marked.mux(out_packet)
 
         def copy_audio(packet: av.Packet) -> None:
             packet.stream = audio_out[packet.stream.index]
@@ -284,7 +286,8 @@ def _encode_video(
                     write(cast(av.VideoFrame, decoded), _next_patches(items, index))
                     index += 1
         for out_packet in video_out.encode():
-            out.mux(out_packet)
+            marked.mux(out_packet)
+        marked.flush()
         summary.frames = index
     except BaseException as exc:
         with contextlib.suppress(av.error.FFmpegError):  # the first error is the one to report
@@ -301,6 +304,61 @@ def _encode_video(
     except av.error.FFmpegError as exc:
         raise output_error(final, exc) from None
     return summary
+
+
+# The mark H.264 outputs carry in the video itself (an SEI "user data
+# unregistered" message, ITU-T H.264 D.2.7): it survives a stream-copy remux
+# into any container, which container metadata need not.
+MARK_UUID = "7c1f5a2e9b3d4e6f8a0b1c2d3e4f5a6b"
+MARK_TEXT = "SYNTHETIC MEDIA - faces replaced by swapline (AI face swap)"  # no : , = here
+
+
+class _MarkedVideo:
+    """Muxes the encoder's packets, through FFmpeg's h264_metadata filter
+    for H.264 so that the first access unit carries the synthetic-media
+    SEI message (see :func:`bitstream_mark`)."""
+
+    def __init__(self, out: av.container.OutputContainer, stream: Any, codec: str) -> None:
+        self.out = out
+        self.stream = stream
+        self.marks = codec == "h264"
+        self.filter: BitStreamFilterContext | None = None
+
+    def mux(self, packet: av.Packet) -> None:
+        if not self.marks:
+            self.out.mux(packet)
+            return
+        if self.filter is None:
+            # The filter reads the stream's parameters, which the container
+            # takes from the opened encoder when it starts.
+            self.out.start_encoding()
+            self.filter = BitStreamFilterContext(
+                f"h264_metadata=sei_user_data={MARK_UUID}+{MARK_TEXT}", self.stream
+            )
+        for filtered in self.filter.filter(packet):
+            filtered.stream = self.stream
+            self.out.mux(filtered)
+
+    def flush(self) -> None:
+        if self.filter is not None:
+            for filtered in self.filter.filter(None):
+                filtered.stream = self.stream
+                self.out.mux(filtered)
+
+
+def bitstream_mark(path: str | os.PathLike[str], packets: int = 8) -> str | None:
+    """The synthetic-media words in the first video packets of ``path``
+    (see :class:`_MarkedVideo`), or None when there are none."""
+    marker = bytes.fromhex(MARK_UUID)
+    with av.open(str(path)) as container:
+        for n, packet in enumerate(container.demux(video=0)):
+            data = bytes(packet)
+            if marker in data:
+                text = data.split(marker, 1)[1].split(b"\x00", 1)[0].split(b"\x80", 1)[0]
+                return text.decode("utf-8", "replace")
+            if n + 1 >= packets:
+                break
+    return None
 
 
 def _write_decoded(
@@ -362,11 +420,11 @@ def _encode_image(
     if not ok:
         raise InvalidInputError(f"cannot encode {output.name}")
     text = f"{SYNTHETIC_COMMENT} swapline_model={model}"
-    output.write_bytes(_with_comment(data.tobytes(), fmt, text))
+    output.write_bytes(with_comment(data.tobytes(), fmt, text))
     return EncodeSummary(output, frames=1)
 
 
-def _with_comment(data: bytes, fmt: str, text: str) -> bytes:
+def with_comment(data: bytes, fmt: str, text: str) -> bytes:
     """Adds a PNG tEXt 'Comment' chunk or a JPEG COM segment."""
     import struct
     import zlib

@@ -7,6 +7,8 @@ Triton configurations); the exporter writes models that keep it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from swapline.errors import InvalidInputError
 
 INPUT = "faces"  # uint8 [N, R, R, 3], BGR
@@ -48,3 +50,18 @@ def mask_output(kind: str, has_occlusion: bool) -> str:
     if kind not in MASK_OUTPUTS:
         raise InvalidInputError(f"unknown mask {kind!r}: one of {', '.join(MASK_OUTPUTS)}")
     return kind if has_occlusion else OUTPUTS[1]
+
+
+def consent_problem(identities: Any) -> str | None:
+    """Why a model's record of whose faces it was trained on does not do:
+    every model names its source identity (the face it draws) and each
+    identity's consent reference. None when it does."""
+    if not isinstance(identities, list) or not identities:
+        return "it names no identities"
+    roles = [str(i.get("role", "")) for i in identities if isinstance(i, dict)]
+    if "source" not in roles:
+        return "it names no source identity"
+    for identity in identities:
+        if not isinstance(identity, dict) or not str(identity.get("consent_reference", "")).strip():
+            return "an identity has no consent reference"
+    return None

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from swapline.errors import InvalidInputError, NotFoundError, SwaplineError
-from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS, mask_output
+from swapline.errors import InvalidInputError, NotFoundError, PermissionDeniedError, SwaplineError
+from swapline.stages.model_contract import INPUT, METADATA, OUTPUTS, consent_problem, mask_output
 
 # ONNX Runtime providers in order of preference; the CPU one is always there.
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -79,10 +79,19 @@ class ModelRepository:
         )
 
     def get(self, name: str) -> ModelEntry:
+        """The model, refused unless it records whose faces it draws and
+        their consent (a model copied in by hand is checked too)."""
         entry = self.path / name
         if "/" in name or name.startswith(".") or not (entry / METADATA).is_file():
             raise NotFoundError(f"unknown model {name!r}")
-        return ModelEntry(name, entry, json.loads((entry / METADATA).read_text()))
+        metadata = json.loads((entry / METADATA).read_text())
+        problem = consent_problem(metadata.get("identities"))
+        if problem is not None:
+            raise PermissionDeniedError(
+                f"model {name!r} is refused: {problem} ({METADATA} must record each "
+                "identity's consent reference)"
+            )
+        return ModelEntry(name, entry, metadata)
 
     def entries(self) -> list[ModelEntry]:
         return [self.get(name) for name in self.names()]

@@ -155,12 +155,18 @@ class StreamFrame(_message.Message):
     def __init__(self, frame: _Optional[_Union[_common_pb2.FrameRef, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class SwapStreamResponse(_message.Message):
-    __slots__ = ("frame", "faces_swapped")
+    __slots__ = ("frame", "faces_swapped", "synthetic", "disclosure", "model")
     FRAME_FIELD_NUMBER: _ClassVar[int]
     FACES_SWAPPED_FIELD_NUMBER: _ClassVar[int]
+    SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    DISCLOSURE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     frame: StreamFrame
     faces_swapped: int
-    def __init__(self, frame: _Optional[_Union[StreamFrame, _Mapping]] = ..., faces_swapped: _Optional[int] = ...) -> None: ...
+    synthetic: bool
+    disclosure: str
+    model: str
+    def __init__(self, frame: _Optional[_Union[StreamFrame, _Mapping]] = ..., faces_swapped: _Optional[int] = ..., synthetic: _Optional[bool] = ..., disclosure: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class TrainModelRequest(_message.Message):
     __slots__ = ("name", "source_faceset_uri", "target_faceset_uri", "resolution", "architecture", "steps", "identities")

@@ -82,7 +82,11 @@ def distributed_run(
         for name in ("detector", "aligner", "swapper", "blender", "encoder")
     }
     try:
-        stages = RemoteStages(StageAddresses(**{n: s.address for n, s in servers.items()}))
+        # Mutual TLS, as a cluster runs: what it costs is in the numbers.
+        credentials = servers["encoder"].credentials()
+        stages = RemoteStages(
+            StageAddresses(**{n: s.address for n, s in servers.items()}), credentials=credentials
+        )
         start = time.perf_counter()
         summary, _ = _swap(clip, out, stages, model)
         fps = summary.frames / (time.perf_counter() - start)
