@@ -11,7 +11,7 @@ HELM_VENV ?= .venv-helm
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
 HELM_STAMP := $(HELM_VENV)/.installed-stamp
 
-.PHONY: setup system-deps helm-env demo test lint typecheck proto bench bench-detect gpu-check \
+.PHONY: setup system-deps helm-env postgres demo test lint typecheck proto bench bench-detect gpu-check \
 	serve-detector serve-aligner up down chart-check eval gpu-bench clean
 
 setup: $(STAMP) system-deps
@@ -48,8 +48,22 @@ demo: setup
 	@echo "output: $(OUT)/demo-d10-as-d6.mp4 (marked as synthetic media)"
 
 ## test: lint, type-check, then the whole test suite
-test: setup helm-env lint typecheck
+test: setup helm-env postgres lint typecheck
 	$(PY) -m pytest -q -ra
+
+# A local PostgreSQL (Debian's package) for the job store's server-database
+# mode: tests run the orchestrator on it as well as on SQLite.
+PG_URL ?= postgresql://swapline:swapline@127.0.0.1:5432/swapline_test
+PSQL = su postgres -c
+## postgres: install and start Debian's PostgreSQL with a swapline role and test database
+postgres:
+	@command -v pg_ctlcluster >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+	@pg_lsclusters -h | grep -q online || pg_ctlcluster $$(pg_lsclusters -h | awk 'NR==1 {print $$1, $$2}') start
+	@$(PSQL) "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'swapline'\"" | grep -q 1 || \
+		$(PSQL) "psql -qc \"CREATE ROLE swapline LOGIN PASSWORD 'swapline' CREATEDB\""
+	@$(PSQL) "psql -tAc \"SELECT 1 FROM pg_database WHERE datname = 'swapline_test'\"" | grep -q 1 || \
+		$(PSQL) "createdb -O swapline swapline_test"
 
 lint: setup
 	$(VENV)/bin/ruff check services tests

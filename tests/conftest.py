@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,3 +56,22 @@ def aligner_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
 @pytest.fixture(scope="module")
 def blender_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     yield from _serving("blender", tmp_path_factory)
+
+
+POSTGRES_URL = os.environ.get(
+    "SWAPLINE_TEST_POSTGRES_URL", "postgresql://swapline:swapline@127.0.0.1:5432/swapline_test"
+)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """An empty PostgreSQL job database (``make postgres`` starts one; make
+    test does)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("DROP TABLE IF EXISTS jobs, training_runs")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"no PostgreSQL at {POSTGRES_URL} (run `make postgres`): {exc}")
+    return POSTGRES_URL

@@ -266,7 +266,8 @@ def check_pixel_encoding(name: str, what: str = "pixel_encoding") -> None:
 @dataclass(frozen=True)
 class OrchestratorConfig:
     work_dir: Path
-    jobs_db: Path
+    # A SQLite file, or a postgresql:// URL (several orchestrator replicas).
+    jobs_db: str
     job_concurrency: int = 1
     # Jobs queued or running at once, beyond which SubmitJob is refused.
     max_queued_jobs: int = 100
@@ -287,7 +288,7 @@ class OrchestratorConfig:
         work_dir = Path(read.get("WORK_DIR", str, "out/jobs")).absolute()
         config = cls(
             work_dir=work_dir,
-            jobs_db=Path(read.get("JOBS_DB", str, str(work_dir / "jobs.sqlite3"))),
+            jobs_db=read.get("JOBS_DB", str, str(work_dir / "jobs.sqlite3")),
             job_concurrency=read.get("JOB_CONCURRENCY", int, 1),
             max_queued_jobs=read.get("MAX_QUEUED_JOBS", int, 100),
             max_jobs_per_owner=read.get("MAX_JOBS_PER_OWNER", int, 20),

@@ -138,11 +138,15 @@ def test_sigterm_hands_back_or_finishes_the_running_job(data: Path, tmp_path: Pa
         assert job(third, job_id).progress.frames_done == 448
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_two_orchestrators_share_the_queue_and_take_over_a_lost_one(
-    data: Path, tmp_path: Path
+    data: Path, tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> None:
+    env = {}
+    if database == "postgres":
+        env["SWAPLINE_JOBS_DB"] = request.getfixturevalue("postgres_url")
     clips = [data / "carphone_pristine.mp4", data / "vfr_talking_1.mp4"] * 2
-    with orchestrators(tmp_path, data, count=2) as (a, b):
+    with orchestrators(tmp_path, data, count=2, **env) as (a, b):
         ids = [submit(server, clip) for server, clip in zip([a, b, a, b], clips, strict=True)]
         for job_id, clip in zip(ids, clips, strict=True):
             assert_whole(b, job_id, clip, tmp_path)  # any orchestrator answers for any job
@@ -156,6 +160,11 @@ def test_two_orchestrators_share_the_queue_and_take_over_a_lost_one(
         holder.process.wait()
         assert_whole(other, long, data / "d10.mp4", tmp_path)
         assert job(other, long).progress.frames_done == 448
+        # Every job is accounted for: none lost, none run twice to the end.
+        with other.channel("admin") as channel:
+            listed = stub_of(channel).ListJobs(opb.ListJobsRequest(page_size=50), timeout=30)
+        assert sorted(j.id for j in listed.jobs) == sorted([*ids, long])
+        assert {j.state for j in listed.jobs} == {opb.JOB_STATE_SUCCEEDED}
 
 
 def _runs_it(server: ServerProcess, job_id: str) -> bool:

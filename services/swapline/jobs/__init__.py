@@ -1,6 +1,7 @@
 """Jobs: persistent, leased records (SQLite), the runner that claims and runs
 swap jobs, and training runs (in this process or as Kubernetes Jobs)."""
 
+from swapline.jobs._database import is_server_url
 from swapline.jobs._runner import JobRunner
 from swapline.jobs._store import (
     MAX_ATTEMPTS,
@@ -34,5 +35,6 @@ __all__ = [
     "TrainingRequest",
     "TrainingRun",
     "TrainingStore",
+    "is_server_url",
     "new_run",
 ]

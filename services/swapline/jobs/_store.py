@@ -1,4 +1,5 @@
-"""Job records in SQLite, shared by every orchestrator that opens the file.
+"""Job records in the job database (SQLite or PostgreSQL, see
+:mod:`._database`), shared by every orchestrator that opens it.
 
 A job belongs to one orchestrator at a time: the one holding its lease
 (``holder``, until ``lease_expires``), renewed by heartbeats while it
@@ -12,8 +13,6 @@ or state, so an orchestrator that lost a job can no longer touch it.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from swapline.errors import NotFoundError
+from swapline.jobs._database import Database
 
 MAX_ATTEMPTS = 3
 
@@ -96,25 +96,20 @@ class JobStore:
     the listeners (:meth:`listen`) of this process. Other processes' changes
     are seen by reading again."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS jobs ({','.join(f'{c} {t}' for c, t in _TYPES.items())})"
-        )
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        for column, kind in _TYPES.items():  # a database from an older release
-            if column not in present:
-                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created)")
-        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created)")
-        self._lock = threading.Lock()
+    def __init__(self, target: str | Path) -> None:
+        """``target``: a SQLite file or a ``postgresql://`` URL."""
+        self.path = str(target)
+        self._db = Database(self.path)
+        with self._db.lock:
+            columns = ",".join(f"{c} {self._db.type(t)}" for c, t in _TYPES.items())
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS jobs ({columns})")
+            present = self._db.columns("jobs")
+            for column, kind in _TYPES.items():  # a database from an older release
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {self._db.type(kind)}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created)")
+        self._lock = self._db.lock
         self._listeners: list[Callable[[str], None]] = []
 
     # -- rows -----------------------------------------------------------------
@@ -140,14 +135,8 @@ class JobStore:
         """One write transaction (other processes wait for it); yields a
         list the body adds changed job ids to, told to listeners after."""
         changed: list[str] = []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield changed
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._db.transaction("jobs"):
+            yield changed
         for job_id in changed:
             for listener in list(self._listeners):
                 listener(job_id)
@@ -269,21 +258,15 @@ class JobStore:
             return {}
         expires = time.time() + lease_seconds
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    f"UPDATE jobs SET lease_expires = ? WHERE holder = ? AND id IN ({marks})",
-                    (expires, holder, *ids),
-                )
-                rows = self._db.execute(
-                    f"SELECT id, cancel_requested FROM jobs WHERE holder = ? AND id IN ({marks})",
-                    (holder, *ids),
-                ).fetchall()
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._db.transaction("jobs"):
+            self._db.execute(
+                f"UPDATE jobs SET lease_expires = ? WHERE holder = ? AND id IN ({marks})",
+                (expires, holder, *ids),
+            )
+            rows = self._db.execute(
+                f"SELECT id, cancel_requested FROM jobs WHERE holder = ? AND id IN ({marks})",
+                (holder, *ids),
+            ).fetchall()
         return {str(job_id): bool(cancel) for job_id, cancel in rows}
 
     def release(self, job_id: str, holder: str) -> None:
@@ -358,5 +341,4 @@ class JobStore:
         return {str(state): int(count) for state, count in rows}
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()

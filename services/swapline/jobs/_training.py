@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import sqlite3
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from swapline.errors import InvalidInputError, NotFoundError, SwaplineError, UnavailableError
+from swapline.jobs._database import Database
 from swapline.jobs._store import JobState
 from swapline.model.extract import MANIFEST
 
@@ -102,17 +102,21 @@ class TrainingRun:
 
 
 class TrainingStore:
-    """Training runs in the orchestrator's SQLite database."""
+    """Training runs in the orchestrator's job database."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("CREATE TABLE IF NOT EXISTS training_runs (id TEXT PRIMARY KEY, run TEXT)")
-        self._lock = threading.Lock()
+    def __init__(self, target: str | Path) -> None:
+        self._db = Database(str(target))
+        self._lock = self._db.lock
+        with self._lock:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS training_runs (id TEXT PRIMARY KEY, run TEXT)"
+            )
 
     def save(self, run: TrainingRun) -> TrainingRun:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO training_runs VALUES (?, ?)",
+                "INSERT INTO training_runs VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET run = excluded.run",
                 (run.id, json.dumps(asdict(run))),
             )
         return run
@@ -129,8 +133,7 @@ class TrainingStore:
         return TrainingRun(**fields)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 class TrainingLauncher(Protocol):

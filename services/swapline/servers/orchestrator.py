@@ -32,6 +32,7 @@ from swapline.jobs import (
     TrainingLauncher,
     TrainingRequest,
     TrainingStore,
+    is_server_url,
     new_run,
 )
 from swapline.media import Frame
@@ -87,7 +88,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.store = store
         self.roots = roots
         self.work_dir = orchestrator.work_dir
-        self.jobs_db = orchestrator.jobs_db.absolute()
+        # A job database that is a file is never a job's input.
+        self.jobs_file = None if is_server_url(orchestrator.jobs_db) else Path(orchestrator.jobs_db)
         self.max_queued = orchestrator.max_queued_jobs
         self.max_per_owner = orchestrator.max_jobs_per_owner
         self.runner = JobRunner(
@@ -164,8 +166,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """A job input named by URI: a file under the storage roots, never
         the job database nor another job's files."""
         source = self.roots.resolve(uri)
-        private = (self.work_dir.resolve(), self.jobs_db.resolve().parent)
-        if source.name.startswith(self.jobs_db.name) or any(
+        private = [self.work_dir.resolve()]
+        if self.jobs_file is not None:
+            private.append(self.jobs_file.resolve().parent)
+        if (self.jobs_file is not None and source.name.startswith(self.jobs_file.name)) or any(
             source == p or p in source.parents for p in private
         ):
             raise PermissionDeniedError(f"{uri}: the orchestrator's own files are not inputs")
@@ -357,7 +361,7 @@ def training_backend(
 ) -> tuple[TrainingStore, TrainingLauncher]:
     """Kubernetes Jobs when the chart's Job template is mounted, in-process
     training otherwise."""
-    store = TrainingStore(str(orchestrator.jobs_db))
+    store = TrainingStore(orchestrator.jobs_db)
     repository = Path(config.model_repository).absolute()
     work_dir = orchestrator.work_dir / "training"
     if orchestrator.training_job_template:
@@ -383,7 +387,7 @@ def make_stages(config: ServerConfig, orchestrator: OrchestratorConfig) -> Stage
 def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
     orchestrator = OrchestratorConfig.from_env()
     roots = StorageRoots.from_env(config.storage_roots)
-    store = JobStore(str(orchestrator.jobs_db))
+    store = JobStore(orchestrator.jobs_db)
     metrics.register_job_states(store.count_by_state, [s.value for s in JobState])
     servicer = OrchestratorServicer(
         config,
