@@ -166,6 +166,12 @@ def test_cert_manager_issues_a_certificate_for_every_address_the_orchestrator_di
         if name.endswith("_ADDR")
     }
     assert dialled and dialled <= set(certificate["spec"]["dnsNames"])
+    # Three orchestrators share a PostgreSQL job database, not a file.
+    pod = orchestrator["spec"]["template"]["spec"]
+    assert orchestrator["spec"]["replicas"] == 3
+    (database,) = [e for e in pod["containers"][0]["env"] if e["name"] == "SWAPLINE_JOBS_DB"]
+    assert database["valueFrom"]["secretKeyRef"]["name"] == "swapline-jobs-db"
+    assert "state" not in {v["name"] for v in pod["volumes"]}
     assert set(certificate["spec"]["usages"]) == {"server auth", "client auth"}
     assert certificate["spec"]["secretName"] == "swapline-tls"
 
