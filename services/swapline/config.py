@@ -175,6 +175,11 @@ class ServerConfig:
         return TlsFiles(Path(self.tls_cert), Path(self.tls_key), Path(self.tls_ca))
 
     def validate(self) -> None:
+        for name in ("max_message_bytes", "max_batch", "max_frame_pixels", "workers"):
+            _at_least(getattr(self, name), 1, name)
+        _at_least(self.max_concurrent_rpcs, 1, "max_concurrent_rpcs")
+        for name in ("drain_seconds", "shutdown_delay", "coalesce_ms", "port", "metrics_port"):
+            _at_least(getattr(self, name), 0, name)
         if not self.insecure:
             missing = [
                 f"SWAPLINE_{n.upper()}"
@@ -189,11 +194,6 @@ class ServerConfig:
                     "(and the orchestrator's token file), or set SWAPLINE_INSECURE=1 to serve "
                     "without authentication"
                 )
-        for name in ("max_message_bytes", "max_batch", "max_frame_pixels", "workers"):
-            _at_least(getattr(self, name), 1, name)
-        _at_least(self.max_concurrent_rpcs, 1, "max_concurrent_rpcs")
-        for name in ("drain_seconds", "shutdown_delay", "coalesce_ms", "port", "metrics_port"):
-            _at_least(getattr(self, name), 0, name)
 
     @property
     def metrics_address(self) -> str:
@@ -273,6 +273,12 @@ class OrchestratorConfig:
     max_queued_jobs: int = 100
     # Of which one owner (one token) may have at once.
     max_jobs_per_owner: int = 20
+    max_upload_bytes: int = 8 * 1024**3
+    # SubmitJob is refused while the work folder's disk has less free.
+    min_free_bytes: int = 2 * 1024**3
+    # A finished job's files (input and result) are removed this long after
+    # it ended; the record stays.
+    retention_seconds: float = 7 * 24 * 3600.0
     # How long a job stays an orchestrator's without a heartbeat (its
     # leases are renewed every third of this).
     lease_seconds: float = 15.0
@@ -292,6 +298,9 @@ class OrchestratorConfig:
             job_concurrency=read.get("JOB_CONCURRENCY", int, 1),
             max_queued_jobs=read.get("MAX_QUEUED_JOBS", int, 100),
             max_jobs_per_owner=read.get("MAX_JOBS_PER_OWNER", int, 20),
+            max_upload_bytes=read.get("MAX_UPLOAD_BYTES", int, 8 * 1024**3),
+            min_free_bytes=read.get("MIN_FREE_BYTES", int, 2 * 1024**3),
+            retention_seconds=read.get("RETENTION_SECONDS", float, 7 * 24 * 3600.0),
             lease_seconds=read.get("LEASE_SECONDS", float, 15.0),
             training_job_template=read.get("TRAINING_JOB_TEMPLATE", str, ""),
             namespace=read.get("NAMESPACE", str, "default"),
@@ -300,6 +309,9 @@ class OrchestratorConfig:
         _at_least(config.job_concurrency, 1, "SWAPLINE_JOB_CONCURRENCY")
         _at_least(config.max_queued_jobs, 1, "SWAPLINE_MAX_QUEUED_JOBS")
         _at_least(config.max_jobs_per_owner, 1, "SWAPLINE_MAX_JOBS_PER_OWNER")
+        _at_least(config.max_upload_bytes, 1, "SWAPLINE_MAX_UPLOAD_BYTES")
+        _at_least(config.min_free_bytes, 0, "SWAPLINE_MIN_FREE_BYTES")
+        _at_least(config.retention_seconds, 1, "SWAPLINE_RETENTION_SECONDS")
         _at_least(config.lease_seconds, 1, "SWAPLINE_LEASE_SECONDS")
         return config
 

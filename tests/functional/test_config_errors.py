@@ -31,7 +31,7 @@ def test_a_server_with_bad_config_exits_with_one_line(
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={**os.environ, "SWAPLINE_WORK_DIR": str(tmp_path), **env},
+        env={**os.environ, "SWAPLINE_WORK_DIR": str(tmp_path), "SWAPLINE_INSECURE": "1", **env},
     )
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()

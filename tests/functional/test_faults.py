@@ -232,3 +232,38 @@ async def _watch_many(server: ServerProcess, job_id: str, count: int) -> tuple[i
         for call in calls:
             call.cancel()
     return sum(outcomes), count - sum(outcomes), int(reply.status)
+
+
+def test_uploads_and_disk_are_bounded_and_old_results_removed(data: Path, tmp_path: Path) -> None:
+    env = {"SWAPLINE_MAX_UPLOAD_BYTES": "200000", "SWAPLINE_RETENTION_SECONDS": "2"}
+    with orchestrators(tmp_path, data, **env) as (server,), server.channel() as channel:
+        stub = stub_of(channel)
+        big = (data / "carphone_pristine.mp4").read_bytes()  # 589 kB
+        chunks = [big[i : i + 65536] for i in range(0, len(big), 65536)]
+        requests = [opb.SubmitJobRequest(spec=opb.JobSpec(model=MODEL, input_name="a.mp4"))]
+        requests += [opb.SubmitJobRequest(chunk=opb.DataChunk(data=c)) for c in chunks]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SubmitJob(iter(requests), timeout=60)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "200000 bytes" in (refused.value.details() or "")
+        (failed,) = stub.ListJobs(opb.ListJobsRequest(), timeout=30).jobs
+        assert failed.state == opb.JOB_STATE_FAILED
+        assert not (tmp_path / "jobs" / failed.id).exists()  # the partial upload is gone
+
+        job_id = submit(server, data / "d10_rotated.mp4")
+        assert wait_for(server, job_id).state == opb.JOB_STATE_SUCCEEDED
+        folder = tmp_path / "jobs" / job_id
+        deadline = time.monotonic() + 30
+        while folder.exists():  # removed once the retention period has passed
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        with pytest.raises(grpc.RpcError) as expired:
+            list(stub.DownloadResult(opb.GetJobRequest(id=job_id), timeout=30))
+        assert expired.value.code() == grpc.StatusCode.NOT_FOUND
+        assert (data / "d10_rotated.mp4").exists()  # a job's input_uri is never removed
+    with orchestrators(tmp_path, data, SWAPLINE_MIN_FREE_BYTES=str(10**18)) as (server,):
+        with pytest.raises(grpc.RpcError) as full:
+            submit(server, data / "d10_rotated.mp4")
+        assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "free" in (full.value.details() or "")
+        assert "retry-after-ms" in dict(full.value.trailing_metadata() or ())

@@ -259,7 +259,9 @@ def test_triton_and_swapper_service(
 
                 # Concurrent callers are coalesced into larger Triton batches.
                 async def many() -> None:
-                    async with grpc.aio.insecure_channel(server.address) as aio_channel:
+                    credentials = server.credentials()
+                    assert credentials is not None
+                    async with grpc.aio.secure_channel(server.address, credentials) as aio_channel:
                         aio_stub = swapper_pb2_grpc.SwapperStub(aio_channel)
                         replies = await asyncio.gather(
                             *[

@@ -76,7 +76,9 @@ def test_raw_and_png_pixels_and_split_requests_give_the_embedded_result(
     for encoding in ("raw", "png"):
         config = RemoteStagesConfig.from_env({**addresses, "SWAPLINE_PIXEL_ENCODING": encoding})
         assert config is not None
-        stages = remote.RemoteStages(config.addresses, config.pixel_encoding)
+        stages = remote.RemoteStages(
+            config.addresses, config.pixel_encoding, blender_server.credentials()
+        )
         whole = stages.blend(items, options)
         sent_whole = stages.bytes_sent
         monkeypatch.setattr(remote, "BLEND_REQUEST_BYTES", 1)  # one item per request
@@ -106,7 +108,7 @@ def test_only_seamless_cloning_sends_the_frames_pixels(
 
     addresses = StageAddresses(*(blender_server.address,) * 5)
     embedded = EmbeddedStages(REPO / "models" / "repository")
-    stages = remote.RemoteStages(addresses)
+    stages = remote.RemoteStages(addresses, credentials=blender_server.credentials())
     try:
         plain, with_pixels = blend_items(data, 2), blend_items(data, 2, with_pixels=True)
         stages.blend(plain, BlendOptions())

@@ -84,7 +84,7 @@ def test_train_model_in_process_then_swap_with_it(
     facesets: dict[str, Path], tmp_path: Path, data: Path
 ) -> None:
     roots = [facesets["a"].parent, data]
-    with orchestrator(tmp_path, roots) as server, server.channel() as channel:
+    with orchestrator(tmp_path, roots) as server, server.channel("admin") as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
 
         def request(source: Path, **extra: Any) -> opb.TrainModelRequest:

@@ -37,13 +37,15 @@ def test_server_config_takes_a_services_own_variable_before_the_shared_one() -> 
         "SWAPLINE_CPU_INT8": "0",
         "SWAPLINE_SWAPPER_PORT": "6000",
         "SWAPLINE_STORAGE_ROOTS": "/data",
+        "SWAPLINE_INSECURE": "1",
     }
     swapper = ServerConfig.from_env("swapper", env)
     detector = ServerConfig.from_env("detector", env)
     assert (swapper.workers, detector.workers) == (5, 3)
     assert (swapper.port, detector.port) == (6000, 50051)  # detector: its default port
     assert swapper.cpu_int8 is False and swapper.storage_roots == "/data"
-    assert ServerConfig.from_env("encoder", {}).storage_roots == os.getcwd()
+    insecure = {"SWAPLINE_INSECURE": "1"}
+    assert ServerConfig.from_env("encoder", insecure).storage_roots == os.getcwd()
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def test_distributed_mode_needs_every_stage_address() -> None:
 
 def test_orchestrator_config_defaults_and_limits(tmp_path: Path) -> None:
     config = OrchestratorConfig.from_env({"SWAPLINE_WORK_DIR": str(tmp_path)})
-    assert config.work_dir == tmp_path and config.jobs_db == tmp_path / "jobs.sqlite3"
+    assert config.work_dir == tmp_path and config.jobs_db == str(tmp_path / "jobs.sqlite3")
     assert config.job_concurrency == 1 and config.stages is None
     assert config.training_job_template == "" and config.namespace == "default"
     distributed = OrchestratorConfig.from_env({**ADDRESSES, "SWAPLINE_JOB_CONCURRENCY": "2"})

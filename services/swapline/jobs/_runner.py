@@ -8,8 +8,10 @@ import contextlib
 import itertools
 import logging
 import os
+import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,11 +59,15 @@ class JobRunner:
         options_for: OptionsFactory,
         concurrency: int = 1,
         lease_seconds: float = 15.0,
+        retention_seconds: float | None = None,
     ) -> None:
+        """``retention_seconds``: how long a finished job's own folder (its
+        upload and result) is kept; None keeps it."""
         self.store = store
         self.stages = stages
         self.options_for = options_for
         self.lease_seconds = lease_seconds
+        self.retention_seconds = retention_seconds
         self.holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._running: dict[str, _Running] = {}
         self._uploads: set[str] = set()
@@ -143,6 +149,11 @@ class JobRunner:
                     job.stop(_Stop.LOST)
                 elif held[job_id]:
                     job.stop(_Stop.CANCEL)
+            if self.retention_seconds is not None:
+                try:
+                    self._remove_expired(self.retention_seconds)
+                except Exception:
+                    log.exception("removing expired job files failed")
 
     def _run(self, record: JobRecord) -> None:
         job_id = record.id
@@ -217,6 +228,13 @@ class JobRunner:
                 metrics.JOB_FRAMES_PER_SECOND.remove(job_id)
             if final is not None and job.reason is not _Stop.LOST:
                 metrics.JOBS_FINISHED.labels(final.value).inc()
+
+    def _remove_expired(self, retention_seconds: float) -> None:
+        for record in self.store.take_expired(time.time() - retention_seconds):
+            folder = Path(record.output_path).parent
+            if record.output_path and folder.name == record.id:  # the job's own, only
+                shutil.rmtree(folder, ignore_errors=True)
+                log.info("job %s: files removed after the retention period", record.id)
 
     # -- shutdown -------------------------------------------------------------
 

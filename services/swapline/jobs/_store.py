@@ -64,6 +64,7 @@ class JobRecord:
     lease_expires: float = 0.0
     attempts: int = 0
     cancel_requested: bool = False
+    purged: bool = False  # its files were removed after the retention period
 
 
 _TYPES = {
@@ -86,6 +87,7 @@ _TYPES = {
     "lease_expires": "REAL NOT NULL DEFAULT 0",
     "attempts": "INTEGER NOT NULL DEFAULT 0",
     "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
+    "purged": "INTEGER NOT NULL DEFAULT 0",
 }
 _COLUMNS = tuple(_TYPES)
 _SELECT = f"SELECT {','.join(_COLUMNS)} FROM jobs"
@@ -120,6 +122,7 @@ class JobStore:
         values["state"] = record.state.value
         values["stage_seconds"] = json.dumps(record.stage_seconds)
         values["cancel_requested"] = int(record.cancel_requested)
+        values["purged"] = int(record.purged)
         return tuple(values[c] for c in _COLUMNS)
 
     def _record(self, row: tuple[Any, ...]) -> JobRecord:
@@ -128,6 +131,7 @@ class JobStore:
         values["state"] = JobState(values["state"])
         values["stage_seconds"] = json.loads(values["stage_seconds"])
         values["cancel_requested"] = bool(values["cancel_requested"])
+        values["purged"] = bool(values["purged"])
         return JobRecord(**values)
 
     @contextmanager
@@ -309,6 +313,22 @@ class JobStore:
             else:
                 record.cancel_requested = True
             return self._write(record, changed)
+
+    def take_expired(self, ended_before: float, limit: int = 100) -> list[JobRecord]:
+        """Finished jobs that ended before ``ended_before`` and still have
+        their files, marked purged: the caller removes the files (once, of
+        all orchestrators sharing the database)."""
+        terminal = [state.value for state in TERMINAL]
+        with self._transaction() as changed:
+            rows = self._db.execute(
+                f"{_SELECT} WHERE purged = 0 AND updated < ? AND state IN (?, ?, ?) LIMIT ?",
+                (ended_before, *terminal, limit),
+            ).fetchall()
+            records = [self._record(row) for row in rows]
+            for record in records:
+                record.purged = True
+                self._write(record, changed)
+        return records
 
     def list_jobs(
         self,

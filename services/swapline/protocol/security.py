@@ -24,10 +24,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from swapline.errors import InvalidInputError
+
+if TYPE_CHECKING:  # gRPC loads when credentials are made: `swapline swap` never needs it
+    import grpc
 
 ROLES = ("user", "admin")
 
@@ -65,6 +67,8 @@ class TlsFiles:
             raise InvalidInputError(f"cannot read a TLS file: {exc}") from None
 
     def server_credentials(self, require_client_cert: bool) -> grpc.ServerCredentials:
+        import grpc
+
         cert, key, ca = self._read()
         return grpc.ssl_server_credentials(
             [(key, cert)], root_certificates=ca, require_client_auth=require_client_cert
@@ -72,6 +76,8 @@ class TlsFiles:
 
     def client_credentials(self) -> grpc.ChannelCredentials:
         """For calls to a stage service: this certificate proves who calls."""
+        import grpc
+
         cert, key, ca = self._read()
         return grpc.ssl_channel_credentials(
             root_certificates=ca, private_key=key, certificate_chain=cert
@@ -81,6 +87,8 @@ class TlsFiles:
 def api_credentials(ca: Path | None, token: str) -> grpc.ChannelCredentials:
     """For calls to the orchestrator: TLS (verified against ``ca``, or the
     system's roots) and the bearer token."""
+    import grpc
+
     try:
         roots = ca.read_bytes() if ca is not None else None
     except OSError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
@@ -65,7 +66,7 @@ from swapline.v1 import orchestrator_pb2_grpc
 
 SERVICE_NAME = opb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 CHUNK = 1024 * 1024
-MAX_UPLOAD = 8 * 1024 * 1024 * 1024
+DISK_CHECK_BYTES = 64 * 1024 * 1024  # an upload checks the watermark this often
 WATCH_POLL_SECONDS = 1.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -92,12 +93,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.jobs_file = None if is_server_url(orchestrator.jobs_db) else Path(orchestrator.jobs_db)
         self.max_queued = orchestrator.max_queued_jobs
         self.max_per_owner = orchestrator.max_jobs_per_owner
+        self.max_upload = orchestrator.max_upload_bytes
+        self.min_free_bytes = orchestrator.min_free_bytes
         self.runner = JobRunner(
             store,
             stages,
             swap_options,
             orchestrator.job_concurrency,
             lease_seconds=orchestrator.lease_seconds,
+            retention_seconds=orchestrator.retention_seconds,
         )
         self.training_store, self.training = training
         self.runner.start()  # jobs left queued or running by a lost orchestrator resume
@@ -115,6 +119,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         swap_options(spec)  # INVALID_ARGUMENT before any work
         if self.runner.stopping:
             raise UnavailableError("this orchestrator is shutting down; retry (another takes it)")
+        await asyncio.to_thread(self._require_free_disk)
         owner = caller().owner
         active = await asyncio.to_thread(self.store.count_active)
         if active >= self.max_queued:
@@ -158,6 +163,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 self.store.update(
                     record.id, holder=self.runner.holder, state=JobState.FAILED, error=str(exc)
                 )
+            shutil.rmtree(job_dir, ignore_errors=True)  # a partial upload holds no disk
             raise
         self.runner.notify()
         return job_message(record)
@@ -177,16 +183,33 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise InvalidInputError(f"{uri}: no such file")
         return source
 
+    def _require_free_disk(self) -> None:
+        """RESOURCE_EXHAUSTED while the work folder's disk is below its
+        watermark: a job that cannot be written is not taken."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.work_dir).free
+        if free < self.min_free_bytes:
+            raise ResourceExhaustedError(
+                f"the work folder's disk has {free // 2**20} MiB free, under the "
+                f"{self.min_free_bytes // 2**20} MiB this service keeps; retry later",
+                retry_after_seconds=60.0,
+            )
+
     async def _receive(self, requests: AsyncIterator[opb.SubmitJobRequest], path: Path) -> None:
-        size = 0
+        size = checked = 0
         with path.open("wb") as fh:
             async for request in requests:
                 if request.WhichOneof("item") != "chunk":
                     raise InvalidInputError("only data chunks may follow the JobSpec")
                 size += len(request.chunk.data)
-                if size > MAX_UPLOAD:
-                    raise InvalidInputError(f"upload larger than {MAX_UPLOAD} bytes")
-                fh.write(request.chunk.data)
+                if size > self.max_upload:
+                    raise InvalidInputError(
+                        f"upload larger than {self.max_upload} bytes, this service's limit"
+                    )
+                if size - checked > DISK_CHECK_BYTES:
+                    checked = size
+                    await asyncio.to_thread(self._require_free_disk)
+                await asyncio.to_thread(fh.write, request.chunk.data)
         if size == 0:
             raise InvalidInputError("the job has neither an input_uri nor uploaded data")
 
@@ -255,6 +278,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[opb.DataChunk]:
         record = await self._owned(request.id)
+        if record.purged:
+            raise NotFoundError(f"job {record.id}'s result was removed after the retention period")
         if record.state != JobState.SUCCEEDED:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
