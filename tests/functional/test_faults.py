@@ -176,6 +176,14 @@ def _runs_it(server: ServerProcess, job_id: str) -> bool:
         return f'job_id="{job_id}"' in reply.read().decode()
 
 
+def job_dirs(tmp: Path) -> str:
+    """A file inside the work folder (another job's, as far as a caller knows)."""
+    other = tmp / "jobs" / "someone-else"
+    other.mkdir(parents=True, exist_ok=True)
+    (other / "input.mp4").write_bytes(b"private")
+    return "someone-else/input.mp4"
+
+
 def job_record(tmp: Path, job_id: str) -> dict[str, object]:
     """The job's row as the database holds it."""
     from swapline.jobs import JobStore
@@ -249,6 +257,13 @@ def test_uploads_and_disk_are_bounded_and_old_results_removed(data: Path, tmp_pa
         (failed,) = stub.ListJobs(opb.ListJobsRequest(), timeout=30).jobs
         assert failed.state == opb.JOB_STATE_FAILED
         assert not (tmp_path / "jobs" / failed.id).exists()  # the partial upload is gone
+
+        # The job database and the work folder lie under a storage root
+        # here, and still are nobody's input.
+        for private in (tmp_path / "jobs" / "jobs.sqlite3", tmp_path / "jobs" / job_dirs(tmp_path)):
+            with pytest.raises(grpc.RpcError) as denied:
+                submit(server, private)
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED, private
 
         job_id = submit(server, data / "d10_rotated.mp4")
         assert wait_for(server, job_id).state == opb.JOB_STATE_SUCCEEDED
