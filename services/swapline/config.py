@@ -197,8 +197,10 @@ class ServerConfig:
 
     @property
     def metrics_address(self) -> str:
-        """The metrics endpoint's listening address, as an HTTP server takes it."""
-        return (self.metrics_host or self.host).strip("[]")
+        """The metrics endpoint's listening address, as an HTTP server takes
+        it; every interface is IPv4's (a pod without IPv6 cannot bind ::)."""
+        host = (self.metrics_host or self.host).strip("[]")
+        return "0.0.0.0" if host in ("", "::") else host
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -91,3 +91,13 @@ def test_client_config() -> None:
     assert ClientConfig.from_env({"SWAPLINE_CPU_INT8": "false"}).cpu_int8 is False
     with pytest.raises(ConfigError, match=r"SWAPLINE_BACKGROUND_NICE must be in 0\.\.19"):
         ClientConfig.from_env({"SWAPLINE_BACKGROUND_NICE": "40"})
+
+
+def test_metrics_listen_where_the_server_does() -> None:
+    def address(**env: str) -> str:
+        settings = {"SWAPLINE_INSECURE": "1", **{f"SWAPLINE_{k}": v for k, v in env.items()}}
+        return ServerConfig.from_env("detector", settings).metrics_address
+
+    assert address() == "0.0.0.0"  # every interface, as the gRPC port's [::]
+    assert address(HOST="127.0.0.1") == "127.0.0.1"
+    assert address(HOST="127.0.0.1", METRICS_HOST="[::1]") == "::1"
