@@ -176,7 +176,7 @@ def _runs_it(server: ServerProcess, job_id: str) -> bool:
         return f'job_id="{job_id}"' in reply.read().decode()
 
 
-def job_dirs(tmp: Path) -> str:
+def another_jobs_file(tmp: Path) -> str:
     """A file inside the work folder (another job's, as far as a caller knows)."""
     other = tmp / "jobs" / "someone-else"
     other.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,8 @@ def test_uploads_and_disk_are_bounded_and_old_results_removed(data: Path, tmp_pa
 
         # The job database and the work folder lie under a storage root
         # here, and still are nobody's input.
-        for private in (tmp_path / "jobs" / "jobs.sqlite3", tmp_path / "jobs" / job_dirs(tmp_path)):
+        others = tmp_path / "jobs" / another_jobs_file(tmp_path)
+        for private in (tmp_path / "jobs" / "jobs.sqlite3", others):
             with pytest.raises(grpc.RpcError) as denied:
                 submit(server, private)
             assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED, private

@@ -134,6 +134,10 @@ class JobRunner:
             self._run(record)
 
     def _beat(self) -> None:
+        # The retention sweep is a write transaction: every minute at most
+        # (sooner only for a shorter retention), not every heartbeat.
+        sweep_every = min(60.0, (self.retention_seconds or 60.0) / 2)
+        next_sweep = time.monotonic()
         while not self._closed.wait(self.lease_seconds / 3):
             with self._lock:
                 running = dict(self._running)
@@ -149,7 +153,8 @@ class JobRunner:
                     job.stop(_Stop.LOST)
                 elif held[job_id]:
                     job.stop(_Stop.CANCEL)
-            if self.retention_seconds is not None:
+            if self.retention_seconds is not None and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + sweep_every
                 try:
                     self._remove_expired(self.retention_seconds)
                 except Exception:

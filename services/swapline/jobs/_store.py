@@ -66,6 +66,10 @@ class JobRecord:
     cancel_requested: bool = False
     purged: bool = False  # its files were removed after the retention period
 
+    def unlease(self) -> None:
+        """No orchestrator holds the job any more."""
+        self.holder, self.lease_expires = "", 0.0
+
 
 _TYPES = {
     "id": "TEXT PRIMARY KEY",
@@ -209,7 +213,7 @@ class JobStore:
             for key, value in fields.items():
                 setattr(record, key, value)
             if record.state in TERMINAL:
-                record.holder, record.lease_expires = "", 0.0
+                record.unlease()
             return self._write(record, changed)
 
     def claim(self, holder: str, lease_seconds: float) -> JobRecord | None:
@@ -240,7 +244,7 @@ class JobStore:
         ).fetchall()
         for row in rows:
             record = self._record(row)
-            record.holder, record.lease_expires = "", 0.0
+            record.unlease()
             if not record.input_path:
                 record.state, record.error = JobState.FAILED, "the upload was interrupted"
             elif record.cancel_requested:
@@ -280,7 +284,7 @@ class JobStore:
             record = self._fetch(job_id)
             if record.holder != holder or record.state in TERMINAL:
                 return
-            record.holder, record.lease_expires = "", 0.0
+            record.unlease()
             record.state, record.frames_done = JobState.QUEUED, 0
             record.attempts = max(0, record.attempts - 1)
             record.error = "requeued: its orchestrator shut down"
@@ -296,7 +300,7 @@ class JobStore:
             if record.holder != holder or record.state in TERMINAL:
                 raise LeaseLostError(job_id)
             record.input_path, record.output_path = input_path, output_path
-            record.holder, record.lease_expires = "", 0.0
+            record.unlease()
             if record.cancel_requested:
                 record.state, record.error = JobState.CANCELLED, "cancelled"
             return self._write(record, changed)

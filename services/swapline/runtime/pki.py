@@ -118,8 +118,9 @@ class LocalSecurity:
     ) -> LocalSecurity:
         directory = Path(directory)
         tls = write_certificates(directory, LOCAL_NAMES)
-        tokens = {owner: new_token() for owner in owners or DEV_OWNERS}
-        lines = [token_line(o, (owners or DEV_OWNERS)[o], t) for o, t in tokens.items()]
+        roles = owners or DEV_OWNERS
+        tokens = {owner: new_token() for owner in roles}
+        lines = [token_line(owner, roles[owner], token) for owner, token in tokens.items()]
         tokens_file = directory / "tokens"
         _write(tokens_file, ("\n".join(lines) + "\n").encode(), private=True)
         for owner, token in tokens.items():
