@@ -136,7 +136,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 retry_after_seconds=30.0,
             )
         source = self._input(spec.input_uri) if spec.input_uri else None
-        record = self.store.create(
+        # The job database may be a server: its calls stay off the event loop.
+        record = await asyncio.to_thread(
+            self.store.create,
             spec_dict(spec),
             holder=self.runner.holder,
             lease_seconds=self.runner.lease_seconds,
@@ -155,13 +157,21 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                     source = job_dir / f"input{suffix}"
                     await self._receive(requests, source)
                 output = job_dir / ("output" + (suffix if suffix in IMAGE_SUFFIXES else ".mp4"))
-                record = self.store.input_complete(
-                    record.id, self.runner.holder, str(source), str(output)
+                record = await asyncio.to_thread(
+                    self.store.input_complete,
+                    record.id,
+                    self.runner.holder,
+                    str(source),
+                    str(output),
                 )
         except BaseException as exc:
             with contextlib.suppress(LeaseLostError):
-                self.store.update(
-                    record.id, holder=self.runner.holder, state=JobState.FAILED, error=str(exc)
+                await asyncio.to_thread(
+                    self.store.update,
+                    record.id,
+                    holder=self.runner.holder,
+                    state=JobState.FAILED,
+                    error=str(exc),
                 )
             shutil.rmtree(job_dir, ignore_errors=True)  # a partial upload holds no disk
             raise
