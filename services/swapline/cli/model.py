@@ -18,6 +18,7 @@ def register(sub: Subparsers) -> None:
     _register_train(sub)
     _register_export(sub)
     _register_quantize(sub)
+    _register_consent(sub)
     _register_train_occlusion(sub)
     _register_triton(sub)
     _register_eval_identity(sub)
@@ -190,6 +191,45 @@ def run_quantize(args: argparse.Namespace) -> int:
     entry = Path(args.model)
     ModelRepository(entry.parent).get(entry.name)  # a clear error for a wrong path
     _add_int8(entry, args.faceset)
+    return 0
+
+
+def _register_consent(sub: Subparsers) -> None:
+    con = sub.add_parser(
+        "consent",
+        help="record a person's face in a model's consent record, so references may choose them",
+    )
+    con.add_argument("model", metavar="MODEL_REPO/NAME")
+    con.add_argument("--name", required=True, help="the person, as the record names them")
+    con.add_argument("--face", required=True, metavar="IMAGE", help="a picture of their face")
+    con.add_argument(
+        "--consent-reference",
+        default="",
+        help="the consent that covers their face (required for a person not yet recorded)",
+    )
+    con.add_argument("--role", choices=["source", "target"], default="target")
+    con.set_defaults(func=run_consent)
+
+
+def run_consent(args: argparse.Namespace) -> int:
+    from swapline.model.consent import record_consent
+    from swapline.pipeline import EmbeddedStages
+    from swapline.pipeline.references import reference_embedding
+
+    entry = Path(args.model)
+    face = Path(args.face)
+    if not face.is_file():
+        raise InvalidInputError(f"--face {face}: no such file")
+    stages = EmbeddedStages(entry.parent, workers=1)
+    try:
+        embedding = reference_embedding(str(face), face.read_bytes(), stages)
+    finally:
+        stages.close()
+    identity = record_consent(entry, args.name, embedding, args.consent_reference, args.role)
+    print(
+        f"recorded {identity['name']} ({identity['role']}) in {entry}: consent "
+        f"{identity.get('consent_reference', '')!r}; references showing them may now be chosen"
+    )
     return 0
 
 

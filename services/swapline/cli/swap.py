@@ -9,6 +9,14 @@ from typing import TYPE_CHECKING
 
 from swapline.cli._common import DEFAULT_REPOSITORY, Subparsers, frame_range, mask_types
 from swapline.cli._progress import add_quiet, progress_bar, show_frames
+from swapline.errors import InvalidInputError
+from swapline.stages.select import (
+    SAME_PERSON_DISTANCE,
+    FaceOrder,
+    FaceSelection,
+    SelectMode,
+    Target,
+)
 
 if TYPE_CHECKING:  # the pipeline loads when a command needs it
     from swapline.pipeline.options import Progress, SwapOptions
@@ -17,7 +25,11 @@ if TYPE_CHECKING:  # the pipeline loads when a command needs it
 
 def register(sub: Subparsers) -> None:
     sw = sub.add_parser("swap", help="replace faces in a video or image with a trained model")
-    sw.add_argument("--model", required=True, help="model name in the repository")
+    sw.add_argument(
+        "--model",
+        default=None,
+        help="model name in the repository (with --map, the models come from the mapping)",
+    )
     sw.add_argument("--input", required=True, help="video or image")
     sw.add_argument("--output", required=True, help="output file (.mp4, .mkv, .webm; .png/.jpg)")
     sw.add_argument("--repository", default=DEFAULT_REPOSITORY, metavar="MODEL_REPO")
@@ -45,6 +57,7 @@ def register(sub: Subparsers) -> None:
         metavar="N",
         help="run the face detector on every N-th frame, follow faces in between (1 = all)",
     )
+    add_selection_arguments(sw)
     add_quiet(sw)
     sw.set_defaults(func=run_swap)
 
@@ -86,8 +99,13 @@ def _options(args: argparse.Namespace) -> SwapOptions:
     from swapline.stages.blend import BlendOptions, ColorTransfer, MaskType
     from swapline.stages.encode import EncodeOptions
 
+    selection = face_selection(args)
+    model = args.model or (selection.targets[0].model if selection.targets else "")
+    if not model:
+        raise InvalidInputError("name a model: --model NAME, or --map NAME=REFERENCE")
     return SwapOptions(
-        model=args.model,
+        model=model,
+        selection=selection,
         blend=BlendOptions(
             color_transfer=ColorTransfer(args.color),
             masks=tuple(MaskType(m) for m in args.mask),
@@ -99,6 +117,100 @@ def _options(args: argparse.Namespace) -> SwapOptions:
         ),
         detect_every=args.detect_every,
     )
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which faces to swap: the flags ``swap`` and ``live`` share."""
+    group = parser.add_argument_group("which faces")
+    group.add_argument(
+        "--select",
+        choices=["all", "largest", "reference"],
+        default=None,
+        help="every face (default), the largest of each frame, or faces like a reference "
+        "(implied by --reference and --map)",
+    )
+    group.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="swap only the person this image (or folder of images) shows; repeat for "
+        "more pictures of the same person. They must be in the model's consent record",
+    )
+    group.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="MODEL=IMAGE[,IMAGE]",
+        help="swap the person the images show with MODEL; repeat to map several models to "
+        "several people in one pass; faces matching no reference stay untouched",
+    )
+    group.add_argument(
+        "--max-faces", type=int, default=0, metavar="N", help="at most N faces per frame"
+    )
+    group.add_argument(
+        "--min-face", type=int, default=0, metavar="PX", help="leave faces smaller than this"
+    )
+    group.add_argument(
+        "--order",
+        choices=[o.value for o in FaceOrder],
+        default=FaceOrder.LARGE_SMALL.value,
+        help="which faces --max-faces keeps first",
+    )
+    group.add_argument(
+        "--match-distance",
+        type=float,
+        default=SAME_PERSON_DISTANCE,
+        metavar="D",
+        help=f"face embedding distance that counts as one person (default {SAME_PERSON_DISTANCE})",
+    )
+
+
+def _reference_images(spec: str) -> tuple[tuple[str, bytes], ...]:
+    """Encoded images from a file, or every image of a folder (a faceset)."""
+    from swapline.media import IMAGE_SUFFIXES
+
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:16]
+        if not files:
+            raise InvalidInputError(f"reference {spec}: the folder holds no images")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InvalidInputError(f"reference {spec}: no such file or folder")
+    return tuple((str(f), f.read_bytes()) for f in files)
+
+
+def face_selection(args: argparse.Namespace) -> FaceSelection:
+    """The faces the flags of :func:`add_selection_arguments` choose."""
+    targets: list[Target] = []
+    if args.reference:
+        if not args.model:
+            raise InvalidInputError("--reference needs --model (or use --map MODEL=IMAGE)")
+        images = tuple(i for spec in args.reference for i in _reference_images(spec))
+        targets.append(Target(args.model, images=images))
+    for mapping in args.map:
+        model, sep, references = mapping.partition("=")
+        if not sep or not model or not references:
+            raise InvalidInputError(f"--map {mapping}: expected MODEL=IMAGE[,IMAGE...]")
+        images = tuple(i for spec in references.split(",") for i in _reference_images(spec))
+        targets.append(Target(model, images=images))
+    mode = SelectMode.REFERENCE if targets else SelectMode(args.select or "all")
+    if args.select and args.select != "reference" and targets:
+        raise InvalidInputError(f"--select {args.select} chooses no faces by reference")
+    if args.select == "reference" and not targets:
+        raise InvalidInputError("--select reference needs --reference IMAGE or --map MODEL=IMAGE")
+    selection = FaceSelection(
+        mode=mode,
+        targets=tuple(targets),
+        max_faces=args.max_faces,
+        min_size=float(args.min_face),
+        order=FaceOrder(args.order),
+        max_distance=args.match_distance,
+    )
+    selection.validate()
+    return selection
 
 
 def _swap_here(
@@ -130,7 +242,7 @@ def run_swap(args: argparse.Namespace) -> int:
     summary, progress = _swap_here(args, args.input, args.output, options)
     print(
         f"wrote {summary.output}: {summary.frames} frames, {progress.faces_swapped} faces "
-        f"swapped with {args.model}, {summary.audio_packets} audio packets copied, "
+        f"swapped with {', '.join(options.models)}, {summary.audio_packets} audio packets copied, "
         f"{progress.frames_per_second:.1f} frames/s"
     )
     return 0
@@ -155,7 +267,7 @@ def _swap_remote(args: argparse.Namespace, options: SwapOptions) -> int:
         bar.close()
     print(
         f"wrote {args.output}: job {job.id}, {job.progress.frames_done} frames, "
-        f"{job.progress.faces_swapped} faces swapped with {args.model}, "
+        f"{job.progress.faces_swapped} faces swapped with {', '.join(options.models)}, "
         f"{job.progress.frames_per_second:.1f} frames/s"
     )
     return 0

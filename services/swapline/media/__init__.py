@@ -6,6 +6,7 @@ from swapline.media._image import (
     decode_image,
     encode_image,
     grey,
+    image_format,
     probe_image_size,
     to_bgr8,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "decode_image",
     "encode_image",
     "grey",
+    "image_format",
     "open_media",
     "probe_image_size",
     "to_bgr8",

@@ -45,6 +45,11 @@ class Stages(Protocol):
 
     def align_session(self, options: AlignOptions) -> AlignStage: ...
 
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """dlib face embeddings [N, 128] of face chips [N, 150, 150, 3] RGB
+        (:func:`~swapline.stages.align.face_chip`)."""
+        ...
+
     def swap(
         self, model: str, faces: np.ndarray, mask: str = "mask"
     ) -> tuple[np.ndarray, np.ndarray]:

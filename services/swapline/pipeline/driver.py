@@ -23,8 +23,16 @@ from swapline.media import Frame, open_media
 from swapline.pipeline.contract import Stages
 from swapline.pipeline.judge import TrackJudge
 from swapline.pipeline.options import Progress, ProgressCallback, SwapOptions
+from swapline.pipeline.references import prepare_selection
 from swapline.pipeline.steps import FrameSlot, Judged, Swapped, blend_area, cut_face
-from swapline.stages.align import AlignedFace, AlignOptions, FaceType, RegionInput, region_around
+from swapline.stages.align import (
+    AlignedFace,
+    AlignOptions,
+    FaceType,
+    RegionInput,
+    face_chip,
+    region_around,
+)
 from swapline.stages.blend import BlendItem
 from swapline.stages.detect import (
     NEAR_FACE_SIDE,
@@ -35,10 +43,14 @@ from swapline.stages.detect import (
     near_region,
 )
 from swapline.stages.encode import EncodeSummary, FramePatches
-from swapline.stages.follow import FaceFollower
+from swapline.stages.follow import FaceFollower, ShotCuts, is_followed
 from swapline.stages.paste import Patch
+from swapline.stages.select import SelectMode, TrackVotes, filter_boxes
+from swapline.stages.swap import ModelEntry
 
 Box = tuple[float, float, float, float]
+# Votes of a track not sampled for this many frames are dropped (it ended).
+_VOTES_KEPT_FRAMES = 600
 T = TypeVar("T")
 
 
@@ -104,9 +116,15 @@ class FrameSwapper:
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
         options.validate()
         self.stages = stages
+        options = prepare_selection(options, stages)
         self.options = options
-        self.entry = stages.model(options.model)
+        self.entry = _common_geometry([stages.model(m) for m in options.models])
         face_type = FaceType(self.entry.metadata.get("face_type", "whole"))
+        self._votes = (
+            TrackVotes(options.selection)
+            if options.selection.mode is SelectMode.REFERENCE
+            else None
+        )
         # The align stage measures intensity; crops are cut here, from the
         # frame's own pixels (see _cut).
         self.session = stages.align_session(
@@ -119,6 +137,8 @@ class FrameSwapper:
         )
         self._judge = TrackJudge(options.min_track_frames)
         self._follower = FaceFollower()
+        self._shots = ShotCuts()
+        self._shot_of: dict[int, int] = {}  # frame index -> shot, frames in flight
         self._frames_seen = 0
         # Where the faces of the last analysed frame are: the next frames'
         # hints until the detector runs again.
@@ -189,18 +209,64 @@ class FrameSwapper:
         _check(cancelled)
         aligned = self.align(window, boxes, progress)
         _check(cancelled)
+        if self._votes is not None:
+            self.identify(window, aligned, progress)
         return self.judge(window, aligned)
+
+    def identify(self, window: list[Frame], aligned: list[AlignedFace], progress: Progress) -> None:
+        """Embeds the faces whose tracks want another vote (a few per track:
+        see :class:`~swapline.stages.select.TrackVotes`); what travels is a
+        small chip per face."""
+        votes = self._votes
+        if votes is None:
+            return
+        frames = {frame.index: frame for frame in window}
+        sampled: list[tuple[int, int]] = []
+        chips: list[np.ndarray] = []
+        for face in aligned:
+            key = self._track_key(face)
+            if is_followed(face.score) or not votes.take_sample(key, face.frame_index):
+                continue
+            frame = frames[face.frame_index]
+            x0, y0, x1, y1 = region_around(face.box, frame.size)
+            chips.append(face_chip(frame.region(x0, y0, x1, y1), face.raw_landmarks, (x0, y0)))
+            sampled.append(key)
+        if chips:
+            start = time.perf_counter()
+            embeddings = self.stages.embed(np.stack(chips))
+            progress.timed("identify", start)
+            for key, embedding in zip(sampled, embeddings, strict=True):
+                votes.add(key, embedding)
+        if window:
+            oldest = window[-1].index - _VOTES_KEPT_FRAMES
+            votes.forget_before(oldest)
+
+    def _track_key(self, face: AlignedFace) -> tuple[int, int]:
+        return face.track_id, self._shot_of.get(face.frame_index, 0)
 
     def judge(self, window: list[Frame], aligned: list[AlignedFace]) -> list[Judged]:
         """The windows whose faces can now be judged (see
         :class:`~swapline.pipeline.judge.TrackJudge`), with the faces kept
         and the frame pixels under them."""
-        return self._judge.add(self._cut(window, aligned), aligned)
+        return [self._drawn(j) for j in self._judge.add(self._cut(window, aligned), aligned)]
 
     def end(self) -> list[Judged]:
         """Every window held back, judged on what was seen (the end of a
         video)."""
-        return self._judge.end()
+        return [self._drawn(j) for j in self._judge.end()]
+
+    def _drawn(self, judged: Judged) -> Judged:
+        """The judged window's faces with the model that draws each; with
+        reference selection, only faces whose track matched a target."""
+        frames, cuts = judged
+        if self._votes is None:
+            return frames, [replace(c, model=self.options.model) for c in cuts]
+        drawn = []
+        for cut in cuts:
+            target = self._votes.target(self._track_key(cut.face))
+            if target is not None:
+                drawn.append(replace(cut, model=target.model))
+        return frames, drawn
 
     def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
         """The window without its full images: each face's :class:`Cut`."""
@@ -218,8 +284,7 @@ class FrameSwapper:
         tracking carries over)."""
         regions: list[RegionInput] = []
         for frame, found in zip(window, boxes, strict=True):
-            if self.options.max_faces_per_frame:
-                found = found[: self.options.max_faces_per_frame]
+            found = filter_boxes(self.options.selection, found)
             for face_index, (left, top, right, bottom, score) in enumerate(found):
                 box = (left, top, right, bottom)
                 x0, y0, x1, y1 = region_around(box, frame.size)
@@ -248,7 +313,18 @@ class FrameSwapper:
         every = self.options.detect_every
         first = self._frames_seen
         self._frames_seen += len(window)
-        keyframes = [f for i, f in enumerate(window) if (first + i) % every == 0]
+        # A scene cut is searched whole at once: nothing of the last shot
+        # carries over (hints, followed faces).
+        cuts = set()
+        for frame in window:
+            if self._shots.update(frame.grey):
+                cuts.add(frame.index)
+            self._shot_of[frame.index] = self._shots.shot
+        if window:  # frames long judged are forgotten: memory stays bounded
+            oldest = window[-1].index - _VOTES_KEPT_FRAMES
+            for index in [i for i in self._shot_of if i < oldest]:
+                del self._shot_of[index]
+        keyframes = [f for i, f in enumerate(window) if (first + i) % every == 0 or f.index in cuts]
         whole = self.stages.detect([DetectInput(f.index, self._picture(f)) for f in keyframes])
         found: dict[int, list[Scored]] = {
             f.index: _largest_first(faces) for f, faces in zip(keyframes, whole, strict=True)
@@ -282,10 +358,12 @@ class FrameSwapper:
                 )
         # Faces the detector missed but were there a frame before are
         # followed (kept only once found again: see TrackJudge).
-        boxes = [
-            _largest_first(self._follower.update(frame.grey, found.get(frame.index, [])))
-            for frame in window
-        ]
+        boxes = []
+        for frame in window:
+            if frame.index in cuts:
+                self._follower.reset()
+            followed = self._follower.update(frame.grey, found.get(frame.index, []))
+            boxes.append(_largest_first(followed))
         self._last_boxes = [b[:4] for b in boxes[-1]] if every > 1 else []
         progress.timed("detect", start)
         return boxes
@@ -300,8 +378,17 @@ class FrameSwapper:
         if not cuts:
             return Swapped(frames, cuts, None, None)
         start = time.perf_counter()
-        crops = np.stack([c.crop for c in cuts])
-        faces, masks = self.stages.swap(self.options.model, crops, self.options.blend.model_mask)
+        mask = self.options.blend.model_mask
+        size = self.entry.resolution
+        faces = np.empty((len(cuts), size, size, 3), np.uint8)
+        masks = np.empty((len(cuts), size, size, 1), np.uint8)
+        # One batch per model (one model, one batch, unless faces are mapped).
+        for model in dict.fromkeys(c.model for c in cuts):
+            rows = [i for i, c in enumerate(cuts) if c.model == model]
+            drawn, drawn_masks = self.stages.swap(
+                model, np.stack([cuts[i].crop for i in rows]), mask
+            )
+            faces[rows], masks[rows] = drawn, drawn_masks
         progress.timed("swap", start)
         return Swapped(frames, cuts, faces, masks)
 
@@ -325,6 +412,22 @@ class FrameSwapper:
             progress.faces_swapped += len(patches)
             progress.frames_done += 1
             yield FramePatches(frame.index, patches, frame.decoded)
+
+
+def _common_geometry(entries: list[ModelEntry]) -> ModelEntry:
+    """The first entry, once every model is known to cut faces alike: the
+    faces of one pass are aligned once, at one size and face type."""
+    first = entries[0]
+    for entry in entries[1:]:
+        if entry.resolution != first.resolution or entry.metadata.get(
+            "face_type", "whole"
+        ) != first.metadata.get("face_type", "whole"):
+            raise InvalidInputError(
+                f"models mapped in one pass must share resolution and face type: "
+                f"{first.name} is {first.resolution} px {first.metadata.get('face_type')}, "
+                f"{entry.name} {entry.resolution} px {entry.metadata.get('face_type')}"
+            )
+    return first
 
 
 def _largest_first(boxes: Iterable[Scored]) -> list[Scored]:
@@ -354,7 +457,9 @@ def swap_file(
     The model is looked up and the input opened before any work; a failure
     leaves no output file behind.
     """
-    stages.model(options.model)  # NOT_FOUND before any work
+    for model in options.models:
+        stages.model(model)  # NOT_FOUND before any work
+    options = prepare_selection(options, stages)  # references: before any work too
     with open_media(source) as reader:
         if reader.info.kind == "image" and Path(output).suffix.lower() not in (
             ".png",
@@ -369,7 +474,7 @@ def swap_file(
         background=True,
     )
     try:
-        summary = stages.encode(source, output, patches, options.encode, options.model)
+        summary = stages.encode(source, output, patches, options.encode, ",".join(options.models))
     finally:
         # Whatever stopped the encoder, the face work stops too, now: its
         # threads must not outlive the call (nor run on while Python exits).

@@ -14,7 +14,14 @@ import numpy as np
 from swapline.concurrency import lower_thread_priority, on_every_thread, ordered_map
 from swapline.pipeline.contract import AlignStage
 from swapline.stages import dlib_models
-from swapline.stages.align import AlignedFace, AlignOptions, AlignSession, Measurement, RegionInput
+from swapline.stages.align import (
+    AlignedFace,
+    AlignOptions,
+    AlignSession,
+    Measurement,
+    RegionInput,
+    chip_embeddings,
+)
 from swapline.stages.blend import BlendItem, BlendOptions, blend_patch
 from swapline.stages.blend import prepare as prepare_blending
 from swapline.stages.detect import NEAR_CONFIG, DetectInput, DetectorConfig, FaceDetector, Scored
@@ -94,6 +101,11 @@ class EmbeddedStages:
 
     def align_session(self, options: AlignOptions) -> AlignStage:
         return _EmbeddedAlign(options, self)
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        groups = [list(chips[i : i + 4]) for i in range(0, len(chips), 4)]
+        parts = list(self.map(chip_embeddings, groups))
+        return np.concatenate(parts) if parts else np.zeros((0, 128), np.float32)
 
     def swap(
         self, model: str, faces: np.ndarray, mask: str = "mask"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from swapline.errors import InvalidInputError
 from swapline.stages.blend import BlendOptions
 from swapline.stages.encode import EncodeOptions
+from swapline.stages.select import FaceSelection, SelectMode
 
 
 @dataclass(frozen=True)
@@ -18,14 +19,25 @@ class SwapOptions:
     blend: BlendOptions = field(default_factory=BlendOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     window: int = 16  # frames per batch of work
-    max_faces_per_frame: int = 0  # 0 = every face
+    # Which faces are swapped, and with which model (reference selection
+    # maps each target's model to that person's faces).
+    selection: FaceSelection = field(default_factory=FaceSelection)
     min_track_frames: int = 3  # shorter tracks are false detections
     smoothing: float = 0.5
     # Search whole frames every n-th frame; in between, only around the
     # faces already found (1 = search every whole frame).
     detect_every: int = 4
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model the swap draws with: the job's model, or with
+        reference selection each target's."""
+        if self.selection.mode is SelectMode.REFERENCE:
+            return tuple(t.model for t in self.selection.targets)
+        return (self.model,)
+
     def validate(self) -> None:
+        self.selection.validate()
         if not 1 <= self.detect_every <= 30:
             raise InvalidInputError(f"detect_every must be in 1..30, got {self.detect_every}")
         if self.window < 1:

@@ -220,6 +220,16 @@ class RemoteStages:
     def align_session(self, options: AlignOptions) -> _RemoteAlign:
         return _RemoteAlign(self, options)
 
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        if not len(chips):
+            return np.zeros((0, 128), np.float32)
+        request = aligner_pb2.EmbedRequest(
+            chips=[wire.image_message(np.ascontiguousarray(c[..., ::-1])) for c in chips]
+        )
+        stub = aligner_pb2_grpc.AlignerStub(self.counted["aligner"])
+        response = self._call("aligner", stub.Embed, request)
+        return np.array([list(e.values) for e in response.embeddings], np.float32).reshape(-1, 128)
+
     def swap(
         self, model: str, faces: np.ndarray, mask: str = "mask"
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ class Cut:
     origin: tuple[int, int]
     size: tuple[int, int]
     roi: np.ndarray | None
+    model: str = ""  # the model that draws this face (set when it is judged)
 
 
 # A window past analysis: its frames and the faces in it to swap.

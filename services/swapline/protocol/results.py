@@ -230,6 +230,7 @@ def model_info(entry: ModelEntry, ready: bool) -> swapper_pb2.ModelInfo:
                 role=str(i.get("role", "")),
                 name=str(i.get("name", "")),
                 consent_reference=str(i.get("consent_reference", "")),
+                embedding=[float(v) for v in i.get("embedding") or []],
             )
             for i in meta.get("identities", [])
         ],
@@ -245,6 +246,17 @@ def model_entry(info: swapper_pb2.ModelInfo) -> ModelEntry:
     """What a pipeline needs of a model served elsewhere (no local path)."""
     # A model that names no face type was trained on whole faces.
     kind = face_type(info.face_type, FaceType.WHOLE)
+    identities = [
+        {
+            "role": i.role,
+            "name": i.name,
+            "consent_reference": i.consent_reference,
+            "embedding": list(i.embedding),
+        }
+        for i in info.identities
+    ]
     return ModelEntry(
-        info.name, Path(info.name), {"resolution": info.resolution, "face_type": kind.value}
+        info.name,
+        Path(info.name),
+        {"resolution": info.resolution, "face_type": kind.value, "identities": identities},
     )

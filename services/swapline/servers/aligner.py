@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+import numpy as np
 
 from swapline.config import ServerConfig
+from swapline.errors import InvalidInputError
 from swapline.protocol import wire
 from swapline.protocol.options import align_options
 from swapline.protocol.results import aligned_face_message, region_input
@@ -18,8 +20,9 @@ from swapline.runtime.server import (
     require_pixel_budget,
 )
 from swapline.stages import dlib_models
-from swapline.stages.align import AlignSession
+from swapline.stages.align import EMBEDDING_CHIP, AlignSession, chip_embeddings
 from swapline.v1 import aligner_pb2, aligner_pb2_grpc
+from swapline.v1 import common_pb2 as pb
 
 SERVICE_NAME = aligner_pb2.DESCRIPTOR.services_by_name["Aligner"].full_name
 
@@ -57,6 +60,29 @@ class AlignerServicer(aligner_pb2_grpc.AlignerServicer):
                 session = AlignSession(align_options(request.options))
             yield await self.workers.run(self._align, request, session)
 
+    async def Embed(
+        self, request: aligner_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+    ) -> aligner_pb2.EmbedResponse:
+        count = require_batch(request.chips, self.config, "chips")
+        metrics.STAGE_BATCH_SIZE.labels("aligner").observe(count)
+        return await self.workers.run(self._embed, request)
+
+    def _embed(self, request: aligner_pb2.EmbedRequest) -> aligner_pb2.EmbedResponse:
+        chips = []
+        for i, message in enumerate(request.chips):
+            chip = wire.decode_image_message(message, f"chips[{i}]", self.config.max_frame_pixels)
+            if chip.shape != (EMBEDDING_CHIP, EMBEDDING_CHIP, 3):
+                raise InvalidInputError(
+                    f"chips[{i}]: a face chip is {EMBEDDING_CHIP}x{EMBEDDING_CHIP} RGB, "
+                    f"got {chip.shape}"
+                )
+            chips.append(np.ascontiguousarray(chip[..., ::-1]))  # the network reads RGB
+        embeddings = chip_embeddings(chips)
+        metrics.STAGE_ITEMS.labels("aligner", "embeddings").inc(len(chips))
+        return aligner_pb2.EmbedResponse(
+            embeddings=[pb.FaceEmbedding(values=e.tolist()) for e in embeddings]
+        )
+
     def _align(
         self, request: aligner_pb2.AlignRequest, session: AlignSession
     ) -> aligner_pb2.AlignResponse:
@@ -80,6 +106,8 @@ class AlignerServicer(aligner_pb2_grpc.AlignerServicer):
 def binding(config: ServerConfig, workers: StageWorkers) -> ServiceBinding:
     servicer = AlignerServicer(config, workers)
     workers.warm(lambda: dlib_models.warm([dlib_models.LANDMARKS_68]))
+    # The embedding network (about 20 MB) loads on the first Embed call: only
+    # reference selection asks for it.
     return ServiceBinding(
         name=SERVICE_NAME,
         register=lambda server: aligner_pb2_grpc.add_AlignerServicer_to_server(servicer, server),

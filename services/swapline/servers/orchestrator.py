@@ -45,10 +45,13 @@ from swapline.pipeline import (
     Stages,
     SwapOptions,
 )
+from swapline.pipeline.references import prepare_selection
 from swapline.protocol import wire
 from swapline.protocol.jobs import (
+    face_selection,
     job_message,
     job_state,
+    selection_message,
     spec_dict,
     swap_options,
     training_message,
@@ -116,7 +119,13 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if not spec.model:
             raise InvalidInputError("the job names no model")
         await self.workers.run(self.stages.model, spec.model)  # NOT_FOUND before any work
-        swap_options(spec)  # INVALID_ARGUMENT before any work
+        options = swap_options(spec)  # INVALID_ARGUMENT before any work
+        for model in options.models:
+            await self.workers.run(self.stages.model, model)
+        # Reference images become embeddings now (a face that is not there or
+        # not consented is refused before any work); the job keeps those.
+        options = await self.workers.run(prepare_selection, options, self.stages)
+        spec.selection.CopyFrom(selection_message(options.selection))
         if self.runner.stopping:
             raise UnavailableError("this orchestrator is shutting down; retry (another takes it)")
         await asyncio.to_thread(self._require_free_disk)
@@ -339,7 +348,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise InvalidInputError("the first message must be SwapStreamConfig")
         config = first.config
         options = SwapOptions(
-            model=config.model, blend=blend_options(config.blend), window=1, min_track_frames=1
+            model=config.model,
+            blend=blend_options(config.blend),
+            window=1,
+            min_track_frames=1,
+            selection=face_selection(config.selection),
         )
         swapper = await self.workers.run(FrameSwapper, self.stages, options)
         progress = Progress()
@@ -366,14 +379,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         commented = {pb.IMAGE_ENCODING_PNG: "png", pb.IMAGE_ENCODING_JPEG: "jpeg"}
         fmt = commented.get(reply.encoded.encoding) if reply.HasField("encoded") else None
         if fmt is not None:  # the image file carries the mark too
-            text = f"{SYNTHETIC_COMMENT} swapline_model={swapper.options.model}"
+            text = f"{SYNTHETIC_COMMENT} swapline_model={','.join(swapper.options.models)}"
             reply.encoded.data = with_comment(reply.encoded.data, fmt, text)
         return opb.SwapStreamResponse(
             frame=opb.StreamFrame(frame=message.frame, image=reply),
             faces_swapped=len(patches.patches),
             synthetic=True,
             disclosure=SYNTHETIC_COMMENT,
-            model=swapper.options.model,
+            model=",".join(swapper.options.models),
         )
 
     def drain(self, grace: float) -> None:

@@ -217,19 +217,48 @@ def find_landmarks(
     return points + np.array([ox, oy])
 
 
-def face_embedding(
+EMBEDDING_CHIP = 150  # the side of the face chip dlib's embedding network reads
+
+
+def face_chip(
     image: np.ndarray, landmarks: np.ndarray, origin: tuple[float, float] = (0.0, 0.0)
 ) -> np.ndarray:
-    """dlib's 128-D face embedding (distances below ~0.6 mean the same person)."""
+    """The 150 px RGB face chip dlib's embedding network reads, cut from
+    ``image`` (BGR, its top-left corner at ``origin`` in frame coordinates)
+    around the face's 68 landmarks: what travels to an embedding stage
+    instead of the frame."""
     local: np.ndarray = landmarks - np.asarray(origin, np.float64)
     points = dlib.points([dlib.point(round(float(x)), round(float(y))) for x, y in local])
     left, top = local.min(0)
     right, bottom = local.max(0)
     rect = dlib.rectangle(round(left), round(top), round(right), round(bottom))
     shape = dlib.full_object_detection(rect, points)
-    rgb = _rgb(image)
+    chip: np.ndarray = dlib.get_face_chip(_rgb(image), shape, size=EMBEDDING_CHIP, padding=0.25)
+    return chip
+
+
+def chip_embeddings(chips: Sequence[np.ndarray]) -> np.ndarray:
+    """dlib's 128-D face embeddings of :func:`face_chip` chips, [N, 128]
+    (distances below ~0.6 mean the same person)."""
+    for chip in chips:
+        if chip.shape != (EMBEDDING_CHIP, EMBEDDING_CHIP, 3) or chip.dtype != np.uint8:
+            raise InvalidInputError(
+                f"a face chip must be {EMBEDDING_CHIP}x{EMBEDDING_CHIP} RGB uint8, "
+                f"got {chip.shape} {chip.dtype}"
+            )
+    if not chips:
+        return np.zeros((0, 128), np.float32)
     with dlib_models.using(dlib_models.FACE_EMBEDDING) as model:
-        return np.array(model.compute_face_descriptor(rgb, shape), np.float32)
+        found = model.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+    return np.array([np.array(d, np.float32) for d in found], np.float32)
+
+
+def face_embedding(
+    image: np.ndarray, landmarks: np.ndarray, origin: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """dlib's 128-D face embedding (distances below ~0.6 mean the same person)."""
+    embedding: np.ndarray = chip_embeddings([face_chip(image, landmarks, origin)])[0]
+    return embedding
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

@@ -25,19 +25,23 @@ _sym_db = _symbol_database.Default()
 from swapline.v1 import common_pb2 as swapline_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swapline/v1/aligner.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\xd9\x01\n\x0c\x41lignOptions\x12\x0c\n\x04size\x18\x01 \x01(\r\x12(\n\tface_type\x18\x02 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x16\n\tsmoothing\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tskip_crop\x18\x04 \x01(\x08\x12\x11\n\tskip_mask\x18\x05 \x01(\x08\x12\x12\n\nembeddings\x18\x06 \x01(\x08\x12\x31\n\rcrop_encoding\x18\x07 \x01(\x0e\x32\x1a.swapline.v1.ImageEncodingB\x0c\n\n_smoothing\"b\n\x0c\x41lignRequest\x12&\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x17.swapline.v1.FaceRegion\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.swapline.v1.AlignOptions\"8\n\rAlignResponse\x12\'\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x18.swapline.v1.AlignedFace2\x93\x01\n\x07\x41ligner\x12>\n\x05\x41lign\x12\x19.swapline.v1.AlignRequest\x1a\x1a.swapline.v1.AlignResponse\x12H\n\x0b\x41lignStream\x12\x19.swapline.v1.AlignRequest\x1a\x1a.swapline.v1.AlignResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swapline/v1/aligner.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"1\n\x0c\x45mbedRequest\x12!\n\x05\x63hips\x18\x01 \x03(\x0b\x32\x12.swapline.v1.Image\"?\n\rEmbedResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.swapline.v1.FaceEmbedding\"\xd9\x01\n\x0c\x41lignOptions\x12\x0c\n\x04size\x18\x01 \x01(\r\x12(\n\tface_type\x18\x02 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x16\n\tsmoothing\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tskip_crop\x18\x04 \x01(\x08\x12\x11\n\tskip_mask\x18\x05 \x01(\x08\x12\x12\n\nembeddings\x18\x06 \x01(\x08\x12\x31\n\rcrop_encoding\x18\x07 \x01(\x0e\x32\x1a.swapline.v1.ImageEncodingB\x0c\n\n_smoothing\"b\n\x0c\x41lignRequest\x12&\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x17.swapline.v1.FaceRegion\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.swapline.v1.AlignOptions\"8\n\rAlignResponse\x12\'\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x18.swapline.v1.AlignedFace2\xd3\x01\n\x07\x41ligner\x12>\n\x05\x41lign\x12\x19.swapline.v1.AlignRequest\x1a\x1a.swapline.v1.AlignResponse\x12H\n\x0b\x41lignStream\x12\x19.swapline.v1.AlignRequest\x1a\x1a.swapline.v1.AlignResponse(\x01\x30\x01\x12>\n\x05\x45mbed\x12\x19.swapline.v1.EmbedRequest\x1a\x1a.swapline.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swapline.v1.aligner_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALIGNOPTIONS']._serialized_start=69
-  _globals['_ALIGNOPTIONS']._serialized_end=286
-  _globals['_ALIGNREQUEST']._serialized_start=288
-  _globals['_ALIGNREQUEST']._serialized_end=386
-  _globals['_ALIGNRESPONSE']._serialized_start=388
-  _globals['_ALIGNRESPONSE']._serialized_end=444
-  _globals['_ALIGNER']._serialized_start=447
-  _globals['_ALIGNER']._serialized_end=594
+  _globals['_EMBEDREQUEST']._serialized_start=68
+  _globals['_EMBEDREQUEST']._serialized_end=117
+  _globals['_EMBEDRESPONSE']._serialized_start=119
+  _globals['_EMBEDRESPONSE']._serialized_end=182
+  _globals['_ALIGNOPTIONS']._serialized_start=185
+  _globals['_ALIGNOPTIONS']._serialized_end=402
+  _globals['_ALIGNREQUEST']._serialized_start=404
+  _globals['_ALIGNREQUEST']._serialized_end=502
+  _globals['_ALIGNRESPONSE']._serialized_start=504
+  _globals['_ALIGNRESPONSE']._serialized_end=560
+  _globals['_ALIGNER']._serialized_start=563
+  _globals['_ALIGNER']._serialized_end=774
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EmbedRequest(_message.Message):
+    __slots__ = ("chips",)
+    CHIPS_FIELD_NUMBER: _ClassVar[int]
+    chips: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
+    def __init__(self, chips: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("embeddings",)
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[_common_pb2.FaceEmbedding]
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[_common_pb2.FaceEmbedding, _Mapping]]] = ...) -> None: ...
+
 class AlignOptions(_message.Message):
     __slots__ = ("size", "face_type", "smoothing", "skip_crop", "skip_mask", "embeddings", "crop_encoding")
     SIZE_FIELD_NUMBER: _ClassVar[int]

@@ -47,6 +47,11 @@ class AlignerStub:
                 request_serializer=swapline_dot_v1_dot_aligner__pb2.AlignRequest.SerializeToString,
                 response_deserializer=swapline_dot_v1_dot_aligner__pb2.AlignResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/swapline.v1.Aligner/Embed',
+                request_serializer=swapline_dot_v1_dot_aligner__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=swapline_dot_v1_dot_aligner__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class AlignerServicer:
@@ -71,6 +76,14 @@ class AlignerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """dlib 128-D face embeddings of face chips (150x150 colour, cut around the
+        landmarks by the caller): who a face is, for reference selection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AlignerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -83,6 +96,11 @@ def add_AlignerServicer_to_server(servicer, server):
                     servicer.AlignStream,
                     request_deserializer=swapline_dot_v1_dot_aligner__pb2.AlignRequest.FromString,
                     response_serializer=swapline_dot_v1_dot_aligner__pb2.AlignResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=swapline_dot_v1_dot_aligner__pb2.EmbedRequest.FromString,
+                    response_serializer=swapline_dot_v1_dot_aligner__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +160,33 @@ class Aligner:
             '/swapline.v1.Aligner/AlignStream',
             swapline_dot_v1_dot_aligner__pb2.AlignRequest.SerializeToString,
             swapline_dot_v1_dot_aligner__pb2.AlignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swapline.v1.Aligner/Embed',
+            swapline_dot_v1_dot_aligner__pb2.EmbedRequest.SerializeToString,
+            swapline_dot_v1_dot_aligner__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

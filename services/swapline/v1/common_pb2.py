@@ -24,41 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swapline/v1/common.proto\x12\x0bswapline.v1\"J\n\x0c\x45ncodedImage\x12,\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1a.swapline.v1.ImageEncoding\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x9d\x01\n\x05Image\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12.\n\x0cpixel_format\x18\x03 \x01(\x0e\x32\x18.swapline.v1.PixelFormat\x12\r\n\x03raw\x18\x04 \x01(\x0cH\x00\x12,\n\x07\x65ncoded\x18\x05 \x01(\x0b\x32\x19.swapline.v1.EncodedImageH\x00\x42\x08\n\x06pixels\"%\n\x04Size\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"?\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\x02\x12\x0b\n\x03top\x18\x02 \x01(\x02\x12\r\n\x05right\x18\x03 \x01(\x02\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x02\"/\n\tLandmarks\x12\"\n\x06points\x18\x01 \x03(\x0b\x32\x12.swapline.v1.Point\"Y\n\tAffine2x3\x12\x0b\n\x03m00\x18\x01 \x01(\x01\x12\x0b\n\x03m01\x18\x02 \x01(\x01\x12\x0b\n\x03m02\x18\x03 \x01(\x01\x12\x0b\n\x03m10\x18\x04 \x01(\x01\x12\x0b\n\x03m11\x18\x05 \x01(\x01\x12\x0b\n\x03m12\x18\x06 \x01(\x01\"$\n\x08Rational\x12\x0b\n\x03num\x18\x01 \x01(\x03\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x03\"b\n\x08\x46rameRef\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0b\n\x03pts\x18\x03 \x01(\x03\x12(\n\ttime_base\x18\x04 \x01(\x0b\x32\x15.swapline.v1.Rational\"H\n\x04\x46\x61\x63\x65\x12\x1d\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x10.swapline.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x12\n\nface_index\x18\x03 \x01(\r\"\xe2\x01\n\nFaceRegion\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12\x12\n\nface_index\x18\x02 \x01(\r\x12!\n\x05image\x18\x03 \x01(\x0b\x32\x12.swapline.v1.Image\x12\"\n\x06origin\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Point\x12\x1d\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x10.swapline.v1.Box\x12\r\n\x05score\x18\x06 \x01(\x02\x12%\n\nframe_size\x18\x07 \x01(\x0b\x32\x11.swapline.v1.Size\"\xcf\x03\n\x0b\x41lignedFace\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12\x12\n\nface_index\x18\x02 \x01(\r\x12\x10\n\x08track_id\x18\x03 \x01(\x05\x12(\n\tface_type\x18\x04 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x0c\n\x04size\x18\x05 \x01(\r\x12 \n\x04\x63rop\x18\x06 \x01(\x0b\x32\x12.swapline.v1.Image\x12 \n\x04mask\x18\x07 \x01(\x0b\x32\x12.swapline.v1.Image\x12-\n\rframe_to_crop\x18\x08 \x01(\x0b\x32\x16.swapline.v1.Affine2x3\x12-\n\rcrop_to_frame\x18\t \x01(\x0b\x32\x16.swapline.v1.Affine2x3\x12)\n\tlandmarks\x18\n \x01(\x0b\x32\x16.swapline.v1.Landmarks\x12.\n\x0e\x63rop_landmarks\x18\x0b \x01(\x0b\x32\x16.swapline.v1.Landmarks\x12\x1d\n\x03\x62ox\x18\x0c \x01(\x0b\x32\x10.swapline.v1.Box\x12\r\n\x05score\x18\r \x01(\x02\x12\x11\n\tembedding\x18\x0e \x03(\x02*\xa1\x01\n\x0bPixelFormat\x12\x1c\n\x18PIXEL_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11PIXEL_FORMAT_BGR8\x10\x01\x12\x15\n\x11PIXEL_FORMAT_RGB8\x10\x02\x12\x16\n\x12PIXEL_FORMAT_GRAY8\x10\x03\x12\x16\n\x12PIXEL_FORMAT_BGRA8\x10\x04\x12\x16\n\x12PIXEL_FORMAT_RGBA8\x10\x05*y\n\rImageEncoding\x12\x1e\n\x1aIMAGE_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12IMAGE_ENCODING_PNG\x10\x01\x12\x17\n\x13IMAGE_ENCODING_JPEG\x10\x02\x12\x17\n\x13IMAGE_ENCODING_WEBP\x10\x03*N\n\x08\x46\x61\x63\x65Type\x12\x19\n\x15\x46\x41\x43\x45_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46\x41\x43\x45_TYPE_FULL\x10\x01\x12\x13\n\x0f\x46\x41\x43\x45_TYPE_WHOLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swapline/v1/common.proto\x12\x0bswapline.v1\"J\n\x0c\x45ncodedImage\x12,\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1a.swapline.v1.ImageEncoding\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x9d\x01\n\x05Image\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12.\n\x0cpixel_format\x18\x03 \x01(\x0e\x32\x18.swapline.v1.PixelFormat\x12\r\n\x03raw\x18\x04 \x01(\x0cH\x00\x12,\n\x07\x65ncoded\x18\x05 \x01(\x0b\x32\x19.swapline.v1.EncodedImageH\x00\x42\x08\n\x06pixels\"\x1f\n\rFaceEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"%\n\x04Size\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"?\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\x02\x12\x0b\n\x03top\x18\x02 \x01(\x02\x12\r\n\x05right\x18\x03 \x01(\x02\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x02\"/\n\tLandmarks\x12\"\n\x06points\x18\x01 \x03(\x0b\x32\x12.swapline.v1.Point\"Y\n\tAffine2x3\x12\x0b\n\x03m00\x18\x01 \x01(\x01\x12\x0b\n\x03m01\x18\x02 \x01(\x01\x12\x0b\n\x03m02\x18\x03 \x01(\x01\x12\x0b\n\x03m10\x18\x04 \x01(\x01\x12\x0b\n\x03m11\x18\x05 \x01(\x01\x12\x0b\n\x03m12\x18\x06 \x01(\x01\"$\n\x08Rational\x12\x0b\n\x03num\x18\x01 \x01(\x03\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x03\"b\n\x08\x46rameRef\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0b\n\x03pts\x18\x03 \x01(\x03\x12(\n\ttime_base\x18\x04 \x01(\x0b\x32\x15.swapline.v1.Rational\"H\n\x04\x46\x61\x63\x65\x12\x1d\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x10.swapline.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x12\n\nface_index\x18\x03 \x01(\r\"\xe2\x01\n\nFaceRegion\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12\x12\n\nface_index\x18\x02 \x01(\r\x12!\n\x05image\x18\x03 \x01(\x0b\x32\x12.swapline.v1.Image\x12\"\n\x06origin\x18\x04 \x01(\x0b\x32\x12.swapline.v1.Point\x12\x1d\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x10.swapline.v1.Box\x12\r\n\x05score\x18\x06 \x01(\x02\x12%\n\nframe_size\x18\x07 \x01(\x0b\x32\x11.swapline.v1.Size\"\xcf\x03\n\x0b\x41lignedFace\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.swapline.v1.FrameRef\x12\x12\n\nface_index\x18\x02 \x01(\r\x12\x10\n\x08track_id\x18\x03 \x01(\x05\x12(\n\tface_type\x18\x04 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x0c\n\x04size\x18\x05 \x01(\r\x12 \n\x04\x63rop\x18\x06 \x01(\x0b\x32\x12.swapline.v1.Image\x12 \n\x04mask\x18\x07 \x01(\x0b\x32\x12.swapline.v1.Image\x12-\n\rframe_to_crop\x18\x08 \x01(\x0b\x32\x16.swapline.v1.Affine2x3\x12-\n\rcrop_to_frame\x18\t \x01(\x0b\x32\x16.swapline.v1.Affine2x3\x12)\n\tlandmarks\x18\n \x01(\x0b\x32\x16.swapline.v1.Landmarks\x12.\n\x0e\x63rop_landmarks\x18\x0b \x01(\x0b\x32\x16.swapline.v1.Landmarks\x12\x1d\n\x03\x62ox\x18\x0c \x01(\x0b\x32\x10.swapline.v1.Box\x12\r\n\x05score\x18\r \x01(\x02\x12\x11\n\tembedding\x18\x0e \x03(\x02*\xa1\x01\n\x0bPixelFormat\x12\x1c\n\x18PIXEL_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11PIXEL_FORMAT_BGR8\x10\x01\x12\x15\n\x11PIXEL_FORMAT_RGB8\x10\x02\x12\x16\n\x12PIXEL_FORMAT_GRAY8\x10\x03\x12\x16\n\x12PIXEL_FORMAT_BGRA8\x10\x04\x12\x16\n\x12PIXEL_FORMAT_RGBA8\x10\x05*y\n\rImageEncoding\x12\x1e\n\x1aIMAGE_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12IMAGE_ENCODING_PNG\x10\x01\x12\x17\n\x13IMAGE_ENCODING_JPEG\x10\x02\x12\x17\n\x13IMAGE_ENCODING_WEBP\x10\x03*N\n\x08\x46\x61\x63\x65Type\x12\x19\n\x15\x46\x41\x43\x45_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46\x41\x43\x45_TYPE_FULL\x10\x01\x12\x13\n\x0f\x46\x41\x43\x45_TYPE_WHOLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swapline.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PIXELFORMAT']._serialized_start=1460
-  _globals['_PIXELFORMAT']._serialized_end=1621
-  _globals['_IMAGEENCODING']._serialized_start=1623
-  _globals['_IMAGEENCODING']._serialized_end=1744
-  _globals['_FACETYPE']._serialized_start=1746
-  _globals['_FACETYPE']._serialized_end=1824
+  _globals['_PIXELFORMAT']._serialized_start=1493
+  _globals['_PIXELFORMAT']._serialized_end=1654
+  _globals['_IMAGEENCODING']._serialized_start=1656
+  _globals['_IMAGEENCODING']._serialized_end=1777
+  _globals['_FACETYPE']._serialized_start=1779
+  _globals['_FACETYPE']._serialized_end=1857
   _globals['_ENCODEDIMAGE']._serialized_start=41
   _globals['_ENCODEDIMAGE']._serialized_end=115
   _globals['_IMAGE']._serialized_start=118
   _globals['_IMAGE']._serialized_end=275
-  _globals['_SIZE']._serialized_start=277
-  _globals['_SIZE']._serialized_end=314
-  _globals['_POINT']._serialized_start=316
-  _globals['_POINT']._serialized_end=345
-  _globals['_BOX']._serialized_start=347
-  _globals['_BOX']._serialized_end=410
-  _globals['_LANDMARKS']._serialized_start=412
-  _globals['_LANDMARKS']._serialized_end=459
-  _globals['_AFFINE2X3']._serialized_start=461
-  _globals['_AFFINE2X3']._serialized_end=550
-  _globals['_RATIONAL']._serialized_start=552
-  _globals['_RATIONAL']._serialized_end=588
-  _globals['_FRAMEREF']._serialized_start=590
-  _globals['_FRAMEREF']._serialized_end=688
-  _globals['_FACE']._serialized_start=690
-  _globals['_FACE']._serialized_end=762
-  _globals['_FACEREGION']._serialized_start=765
-  _globals['_FACEREGION']._serialized_end=991
-  _globals['_ALIGNEDFACE']._serialized_start=994
-  _globals['_ALIGNEDFACE']._serialized_end=1457
+  _globals['_FACEEMBEDDING']._serialized_start=277
+  _globals['_FACEEMBEDDING']._serialized_end=308
+  _globals['_SIZE']._serialized_start=310
+  _globals['_SIZE']._serialized_end=347
+  _globals['_POINT']._serialized_start=349
+  _globals['_POINT']._serialized_end=378
+  _globals['_BOX']._serialized_start=380
+  _globals['_BOX']._serialized_end=443
+  _globals['_LANDMARKS']._serialized_start=445
+  _globals['_LANDMARKS']._serialized_end=492
+  _globals['_AFFINE2X3']._serialized_start=494
+  _globals['_AFFINE2X3']._serialized_end=583
+  _globals['_RATIONAL']._serialized_start=585
+  _globals['_RATIONAL']._serialized_end=621
+  _globals['_FRAMEREF']._serialized_start=623
+  _globals['_FRAMEREF']._serialized_end=721
+  _globals['_FACE']._serialized_start=723
+  _globals['_FACE']._serialized_end=795
+  _globals['_FACEREGION']._serialized_start=798
+  _globals['_FACEREGION']._serialized_end=1024
+  _globals['_ALIGNEDFACE']._serialized_start=1027
+  _globals['_ALIGNEDFACE']._serialized_end=1490
 # @@protoc_insertion_point(module_scope)

@@ -64,6 +64,12 @@ class Image(_message.Message):
     encoded: EncodedImage
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_format: _Optional[_Union[PixelFormat, str]] = ..., raw: _Optional[bytes] = ..., encoded: _Optional[_Union[EncodedImage, _Mapping]] = ...) -> None: ...
 
+class FaceEmbedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class Size(_message.Message):
     __slots__ = ("width", "height")
     WIDTH_FIELD_NUMBER: _ClassVar[int]

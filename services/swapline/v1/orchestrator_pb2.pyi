@@ -30,7 +30,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class JobSpec(_message.Message):
-    __slots__ = ("model", "input_uri", "input_name", "blend", "encode", "face_type", "max_faces_per_frame", "detect_every")
+    __slots__ = ("model", "input_uri", "input_name", "blend", "encode", "face_type", "max_faces_per_frame", "detect_every", "selection")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUT_URI_FIELD_NUMBER: _ClassVar[int]
     INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class JobSpec(_message.Message):
     FACE_TYPE_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_PER_FRAME_FIELD_NUMBER: _ClassVar[int]
     DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
     model: str
     input_uri: str
     input_name: str
@@ -47,7 +48,60 @@ class JobSpec(_message.Message):
     face_type: _common_pb2.FaceType
     max_faces_per_frame: int
     detect_every: int
-    def __init__(self, model: _Optional[str] = ..., input_uri: _Optional[str] = ..., input_name: _Optional[str] = ..., blend: _Optional[_Union[_blender_pb2.BlendOptions, _Mapping]] = ..., encode: _Optional[_Union[_encoder_pb2.EncodeOptions, _Mapping]] = ..., face_type: _Optional[_Union[_common_pb2.FaceType, str]] = ..., max_faces_per_frame: _Optional[int] = ..., detect_every: _Optional[int] = ...) -> None: ...
+    selection: FaceSelection
+    def __init__(self, model: _Optional[str] = ..., input_uri: _Optional[str] = ..., input_name: _Optional[str] = ..., blend: _Optional[_Union[_blender_pb2.BlendOptions, _Mapping]] = ..., encode: _Optional[_Union[_encoder_pb2.EncodeOptions, _Mapping]] = ..., face_type: _Optional[_Union[_common_pb2.FaceType, str]] = ..., max_faces_per_frame: _Optional[int] = ..., detect_every: _Optional[int] = ..., selection: _Optional[_Union[FaceSelection, _Mapping]] = ...) -> None: ...
+
+class FaceSelection(_message.Message):
+    __slots__ = ("mode", "targets", "max_faces", "min_face_size", "order", "max_distance")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_UNSPECIFIED: _ClassVar[FaceSelection.Mode]
+        MODE_ALL: _ClassVar[FaceSelection.Mode]
+        MODE_LARGEST: _ClassVar[FaceSelection.Mode]
+        MODE_REFERENCE: _ClassVar[FaceSelection.Mode]
+    MODE_UNSPECIFIED: FaceSelection.Mode
+    MODE_ALL: FaceSelection.Mode
+    MODE_LARGEST: FaceSelection.Mode
+    MODE_REFERENCE: FaceSelection.Mode
+    class Order(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ORDER_UNSPECIFIED: _ClassVar[FaceSelection.Order]
+        ORDER_LARGE_SMALL: _ClassVar[FaceSelection.Order]
+        ORDER_SMALL_LARGE: _ClassVar[FaceSelection.Order]
+        ORDER_LEFT_RIGHT: _ClassVar[FaceSelection.Order]
+        ORDER_RIGHT_LEFT: _ClassVar[FaceSelection.Order]
+        ORDER_TOP_BOTTOM: _ClassVar[FaceSelection.Order]
+        ORDER_BOTTOM_TOP: _ClassVar[FaceSelection.Order]
+    ORDER_UNSPECIFIED: FaceSelection.Order
+    ORDER_LARGE_SMALL: FaceSelection.Order
+    ORDER_SMALL_LARGE: FaceSelection.Order
+    ORDER_LEFT_RIGHT: FaceSelection.Order
+    ORDER_RIGHT_LEFT: FaceSelection.Order
+    ORDER_TOP_BOTTOM: FaceSelection.Order
+    ORDER_BOTTOM_TOP: FaceSelection.Order
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    MIN_FACE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    mode: FaceSelection.Mode
+    targets: _containers.RepeatedCompositeFieldContainer[FaceTarget]
+    max_faces: int
+    min_face_size: int
+    order: FaceSelection.Order
+    max_distance: float
+    def __init__(self, mode: _Optional[_Union[FaceSelection.Mode, str]] = ..., targets: _Optional[_Iterable[_Union[FaceTarget, _Mapping]]] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[int] = ..., order: _Optional[_Union[FaceSelection.Order, str]] = ..., max_distance: _Optional[float] = ...) -> None: ...
+
+class FaceTarget(_message.Message):
+    __slots__ = ("model", "reference_images", "reference_embeddings")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    reference_images: _containers.RepeatedCompositeFieldContainer[_common_pb2.EncodedImage]
+    reference_embeddings: _containers.RepeatedCompositeFieldContainer[_common_pb2.FaceEmbedding]
+    def __init__(self, model: _Optional[str] = ..., reference_images: _Optional[_Iterable[_Union[_common_pb2.EncodedImage, _Mapping]]] = ..., reference_embeddings: _Optional[_Iterable[_Union[_common_pb2.FaceEmbedding, _Mapping]]] = ...) -> None: ...
 
 class DataChunk(_message.Message):
     __slots__ = ("data",)
@@ -129,14 +183,16 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SwapStreamConfig(_message.Message):
-    __slots__ = ("model", "blend", "face_type")
+    __slots__ = ("model", "blend", "face_type", "selection")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BLEND_FIELD_NUMBER: _ClassVar[int]
     FACE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
     model: str
     blend: _blender_pb2.BlendOptions
     face_type: _common_pb2.FaceType
-    def __init__(self, model: _Optional[str] = ..., blend: _Optional[_Union[_blender_pb2.BlendOptions, _Mapping]] = ..., face_type: _Optional[_Union[_common_pb2.FaceType, str]] = ...) -> None: ...
+    selection: FaceSelection
+    def __init__(self, model: _Optional[str] = ..., blend: _Optional[_Union[_blender_pb2.BlendOptions, _Mapping]] = ..., face_type: _Optional[_Union[_common_pb2.FaceType, str]] = ..., selection: _Optional[_Union[FaceSelection, _Mapping]] = ...) -> None: ...
 
 class SwapStreamRequest(_message.Message):
     __slots__ = ("config", "frame")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swapline.v1 import common_pb2 as swapline_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swapline/v1/swapper.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\x99\x01\n\x0bSwapRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x05\x66\x61\x63\x65s\x18\x02 \x03(\x0b\x32\x12.swapline.v1.Image\x12\x33\n\x0foutput_encoding\x18\x03 \x01(\x0e\x32\x1a.swapline.v1.ImageEncoding\x12#\n\x04mask\x18\x04 \x01(\x0e\x32\x15.swapline.v1.SwapMask\"Q\n\x0bSwappedFace\x12 \n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32\x12.swapline.v1.Image\x12 \n\x04mask\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\"7\n\x0cSwapResponse\x12\'\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x18.swapline.v1.SwappedFace\"A\n\x08Identity\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x19\n\x11\x63onsent_reference\x18\x03 \x01(\t\"\xe8\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x12\n\nresolution\x18\x04 \x01(\r\x12(\n\tface_type\x18\x05 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x14\n\x0c\x61rchitecture\x18\x06 \x01(\t\x12)\n\nidentities\x18\x07 \x03(\x0b\x32\x15.swapline.v1.Identity\x12\x16\n\x0etraining_steps\x18\x08 \x01(\x03\x12\x12\n\nfinal_loss\x18\t \x01(\x02\x12\x0f\n\x07\x63reated\x18\n \x01(\t\x12\x11\n\tprecision\x18\x0b \x01(\t\x12\x30\n\x05\x65xtra\x18\x0c \x03(\x0b\x32!.swapline.v1.ModelInfo.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.swapline.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*R\n\x08SwapMask\x12\x19\n\x15SWAP_MASK_UNSPECIFIED\x10\x00\x12\x14\n\x10SWAP_MASK_REGION\x10\x01\x12\x15\n\x11SWAP_MASK_VISIBLE\x10\x02\x32\x9b\x02\n\x07Swapper\x12;\n\x04Swap\x12\x18.swapline.v1.SwapRequest\x1a\x19.swapline.v1.SwapResponse\x12M\n\nListModels\x12\x1e.swapline.v1.ListModelsRequest\x1a\x1f.swapline.v1.ListModelsResponse\x12@\n\x08GetModel\x12\x1c.swapline.v1.GetModelRequest\x1a\x16.swapline.v1.ModelInfo\x12\x42\n\tLoadModel\x12\x1d.swapline.v1.LoadModelRequest\x1a\x16.swapline.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swapline/v1/swapper.proto\x12\x0bswapline.v1\x1a\x18swapline/v1/common.proto\"\x99\x01\n\x0bSwapRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x05\x66\x61\x63\x65s\x18\x02 \x03(\x0b\x32\x12.swapline.v1.Image\x12\x33\n\x0foutput_encoding\x18\x03 \x01(\x0e\x32\x1a.swapline.v1.ImageEncoding\x12#\n\x04mask\x18\x04 \x01(\x0e\x32\x15.swapline.v1.SwapMask\"Q\n\x0bSwappedFace\x12 \n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32\x12.swapline.v1.Image\x12 \n\x04mask\x18\x02 \x01(\x0b\x32\x12.swapline.v1.Image\"7\n\x0cSwapResponse\x12\'\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x18.swapline.v1.SwappedFace\"T\n\x08Identity\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x19\n\x11\x63onsent_reference\x18\x03 \x01(\t\x12\x11\n\tembedding\x18\x04 \x03(\x02\"\xe8\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x12\n\nresolution\x18\x04 \x01(\r\x12(\n\tface_type\x18\x05 \x01(\x0e\x32\x15.swapline.v1.FaceType\x12\x14\n\x0c\x61rchitecture\x18\x06 \x01(\t\x12)\n\nidentities\x18\x07 \x03(\x0b\x32\x15.swapline.v1.Identity\x12\x16\n\x0etraining_steps\x18\x08 \x01(\x03\x12\x12\n\nfinal_loss\x18\t \x01(\x02\x12\x0f\n\x07\x63reated\x18\n \x01(\t\x12\x11\n\tprecision\x18\x0b \x01(\t\x12\x30\n\x05\x65xtra\x18\x0c \x03(\x0b\x32!.swapline.v1.ModelInfo.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.swapline.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*R\n\x08SwapMask\x12\x19\n\x15SWAP_MASK_UNSPECIFIED\x10\x00\x12\x14\n\x10SWAP_MASK_REGION\x10\x01\x12\x15\n\x11SWAP_MASK_VISIBLE\x10\x02\x32\x9b\x02\n\x07Swapper\x12;\n\x04Swap\x12\x18.swapline.v1.SwapRequest\x1a\x19.swapline.v1.SwapResponse\x12M\n\nListModels\x12\x1e.swapline.v1.ListModelsRequest\x1a\x1f.swapline.v1.ListModelsResponse\x12@\n\x08GetModel\x12\x1c.swapline.v1.GetModelRequest\x1a\x16.swapline.v1.ModelInfo\x12\x42\n\tLoadModel\x12\x1d.swapline.v1.LoadModelRequest\x1a\x16.swapline.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_EXTRAENTRY']._loaded_options = None
   _globals['_MODELINFO_EXTRAENTRY']._serialized_options = b'8\001'
-  _globals['_SWAPMASK']._serialized_start=944
-  _globals['_SWAPMASK']._serialized_end=1026
+  _globals['_SWAPMASK']._serialized_start=963
+  _globals['_SWAPMASK']._serialized_end=1045
   _globals['_SWAPREQUEST']._serialized_start=69
   _globals['_SWAPREQUEST']._serialized_end=222
   _globals['_SWAPPEDFACE']._serialized_start=224
@@ -43,19 +43,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SWAPRESPONSE']._serialized_start=307
   _globals['_SWAPRESPONSE']._serialized_end=362
   _globals['_IDENTITY']._serialized_start=364
-  _globals['_IDENTITY']._serialized_end=429
-  _globals['_MODELINFO']._serialized_start=432
-  _globals['_MODELINFO']._serialized_end=792
-  _globals['_MODELINFO_EXTRAENTRY']._serialized_start=748
-  _globals['_MODELINFO_EXTRAENTRY']._serialized_end=792
-  _globals['_LISTMODELSREQUEST']._serialized_start=794
-  _globals['_LISTMODELSREQUEST']._serialized_end=813
-  _globals['_LISTMODELSRESPONSE']._serialized_start=815
-  _globals['_LISTMODELSRESPONSE']._serialized_end=875
-  _globals['_GETMODELREQUEST']._serialized_start=877
-  _globals['_GETMODELREQUEST']._serialized_end=908
-  _globals['_LOADMODELREQUEST']._serialized_start=910
-  _globals['_LOADMODELREQUEST']._serialized_end=942
-  _globals['_SWAPPER']._serialized_start=1029
-  _globals['_SWAPPER']._serialized_end=1312
+  _globals['_IDENTITY']._serialized_end=448
+  _globals['_MODELINFO']._serialized_start=451
+  _globals['_MODELINFO']._serialized_end=811
+  _globals['_MODELINFO_EXTRAENTRY']._serialized_start=767
+  _globals['_MODELINFO_EXTRAENTRY']._serialized_end=811
+  _globals['_LISTMODELSREQUEST']._serialized_start=813
+  _globals['_LISTMODELSREQUEST']._serialized_end=832
+  _globals['_LISTMODELSRESPONSE']._serialized_start=834
+  _globals['_LISTMODELSRESPONSE']._serialized_end=894
+  _globals['_GETMODELREQUEST']._serialized_start=896
+  _globals['_GETMODELREQUEST']._serialized_end=927
+  _globals['_LOADMODELREQUEST']._serialized_start=929
+  _globals['_LOADMODELREQUEST']._serialized_end=961
+  _globals['_SWAPPER']._serialized_start=1048
+  _globals['_SWAPPER']._serialized_end=1331
 # @@protoc_insertion_point(module_scope)

@@ -44,14 +44,16 @@ class SwapResponse(_message.Message):
     def __init__(self, faces: _Optional[_Iterable[_Union[SwappedFace, _Mapping]]] = ...) -> None: ...
 
 class Identity(_message.Message):
-    __slots__ = ("role", "name", "consent_reference")
+    __slots__ = ("role", "name", "consent_reference", "embedding")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONSENT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     role: str
     name: str
     consent_reference: str
-    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., consent_reference: _Optional[str] = ...) -> None: ...
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., consent_reference: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "version", "ready", "resolution", "face_type", "architecture", "identities", "training_steps", "final_loss", "created", "precision", "extra")
