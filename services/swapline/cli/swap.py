@@ -196,11 +196,11 @@ def face_selection(args: argparse.Namespace) -> FaceSelection:
             raise InvalidInputError(f"--map {mapping}: expected MODEL=IMAGE[,IMAGE...]")
         images = tuple(i for spec in references.split(",") for i in _reference_images(spec))
         targets.append(Target(model, images=images))
-    mode = SelectMode.REFERENCE if targets else SelectMode(args.select or "all")
     if args.select and args.select != "reference" and targets:
         raise InvalidInputError(f"--select {args.select} chooses no faces by reference")
     if args.select == "reference" and not targets:
         raise InvalidInputError("--select reference needs --reference IMAGE or --map MODEL=IMAGE")
+    mode = SelectMode.REFERENCE if targets else SelectMode(args.select or "all")
     selection = FaceSelection(
         mode=mode,
         targets=tuple(targets),

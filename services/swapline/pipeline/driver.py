@@ -24,7 +24,7 @@ from swapline.pipeline.contract import Stages
 from swapline.pipeline.judge import TrackJudge
 from swapline.pipeline.options import Progress, ProgressCallback, SwapOptions
 from swapline.pipeline.references import prepare_selection
-from swapline.pipeline.steps import FrameSlot, Judged, Swapped, blend_area, cut_face
+from swapline.pipeline.steps import Cut, FrameSlot, Judged, Swapped, blend_area, cut_face
 from swapline.stages.align import (
     AlignedFace,
     AlignOptions,
@@ -45,7 +45,7 @@ from swapline.stages.detect import (
 from swapline.stages.encode import EncodeSummary, FramePatches
 from swapline.stages.follow import FaceFollower, ShotCuts, is_followed
 from swapline.stages.paste import Patch
-from swapline.stages.select import SelectMode, TrackVotes, filter_boxes
+from swapline.stages.select import SelectMode, TrackVotes, choose_faces
 from swapline.stages.swap import ModelEntry
 
 Box = tuple[float, float, float, float]
@@ -139,6 +139,7 @@ class FrameSwapper:
         self._follower = FaceFollower()
         self._shots = ShotCuts()
         self._shot_of: dict[int, int] = {}  # frame index -> shot, frames in flight
+        self._track_area: dict[int, tuple[float, int, int]] = {}  # sum, count, last frame
         self._frames_seen = 0
         # Where the faces of the last analysed frame are: the next frames'
         # hints until the detector runs again.
@@ -209,6 +210,7 @@ class FrameSwapper:
         _check(cancelled)
         aligned = self.align(window, boxes, progress)
         _check(cancelled)
+        self._count_areas(aligned)
         if self._votes is not None:
             self.identify(window, aligned, progress)
         return self.judge(window, aligned)
@@ -256,17 +258,43 @@ class FrameSwapper:
         return [self._drawn(j) for j in self._judge.end()]
 
     def _drawn(self, judged: Judged) -> Judged:
-        """The judged window's faces with the model that draws each; with
-        reference selection, only faces whose track matched a target."""
+        """The judged window's faces that the selection keeps, each with the
+        model that draws it; with reference selection, only faces whose
+        track matched a target."""
         frames, cuts = judged
-        if self._votes is None:
-            return frames, [replace(c, model=self.options.model) for c in cuts]
-        drawn = []
+        matched: list[Cut] = []
         for cut in cuts:
+            if self._votes is None:
+                matched.append(replace(cut, model=self.options.model))
+                continue
             target = self._votes.target(self._track_key(cut.face))
             if target is not None:
-                drawn.append(replace(cut, model=target.model))
+                matched.append(replace(cut, model=target.model))
+        by_frame: dict[int, list[Cut]] = {}
+        for cut in matched:
+            by_frame.setdefault(cut.face.frame_index, []).append(cut)
+        drawn: list[Cut] = []
+        for frame_cuts in by_frame.values():
+            areas = [self._mean_area(c.face.track_id) for c in frame_cuts]
+            boxes = [c.face.box for c in frame_cuts]
+            drawn.extend(frame_cuts[i] for i in choose_faces(self.options.selection, boxes, areas))
         return frames, drawn
+
+    def _count_areas(self, aligned: list[AlignedFace]) -> None:
+        """Each track's mean face area so far (what ``largest`` ranks by)."""
+        for face in aligned:
+            left, top, right, bottom = face.box
+            total, count, _ = self._track_area.get(face.track_id, (0.0, 0, 0))
+            area = (right - left) * (bottom - top)
+            self._track_area[face.track_id] = (total + area, count + 1, face.frame_index)
+        if aligned:
+            oldest = aligned[-1].frame_index - _VOTES_KEPT_FRAMES
+            for track in [t for t, (_, _, last) in self._track_area.items() if last < oldest]:
+                del self._track_area[track]
+
+    def _mean_area(self, track_id: int) -> float:
+        total, count, _ = self._track_area.get(track_id, (0.0, 1, 0))
+        return total / max(count, 1)
 
     def _cut(self, window: list[Frame], aligned: list[AlignedFace]) -> Judged:
         """The window without its full images: each face's :class:`Cut`."""
@@ -284,7 +312,6 @@ class FrameSwapper:
         tracking carries over)."""
         regions: list[RegionInput] = []
         for frame, found in zip(window, boxes, strict=True):
-            found = filter_boxes(self.options.selection, found)
             for face_index, (left, top, right, bottom, score) in enumerate(found):
                 box = (left, top, right, bottom)
                 x0, y0, x1, y1 = region_around(box, frame.size)

@@ -3,16 +3,14 @@ reference identity (dlib 128-D face embedding)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from swapline.errors import InvalidInputError
-
-BoxT = TypeVar("BoxT", bound=tuple[float, ...])
 
 # dlib's documented threshold: embeddings of one person are nearer than 0.6.
 SAME_PERSON_DISTANCE = 0.6
@@ -140,31 +138,27 @@ class FaceSelection:
         return 1 if self.mode is SelectMode.LARGEST else self.max_faces
 
 
-def _order_key(order: FaceOrder) -> tuple[int, bool]:
-    """(coordinate of (left, top, right, bottom, area), descending)."""
-    return {
-        FaceOrder.LARGE_SMALL: (4, True),
-        FaceOrder.SMALL_LARGE: (4, False),
-        FaceOrder.LEFT_RIGHT: (0, False),
-        FaceOrder.RIGHT_LEFT: (2, True),
-        FaceOrder.TOP_BOTTOM: (1, False),
-        FaceOrder.BOTTOM_TOP: (3, True),
-    }[order]
-
-
-def filter_boxes(selection: FaceSelection, boxes: Sequence[BoxT]) -> list[BoxT]:
-    """The detections (left, top, right, bottom, ...) of one frame that the
-    filters keep, in the selection's order."""
-    kept = [b for b in boxes if min(b[2] - b[0], b[3] - b[1]) >= selection.min_size]
-    column, descending = _order_key(selection.order)
-
-    def key(b: BoxT) -> float:
-        return (b[2] - b[0]) * (b[3] - b[1]) if column == 4 else b[column]
-
-    if selection.mode is SelectMode.LARGEST:
-        kept.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
-    else:
-        kept.sort(key=key, reverse=descending)
+def choose_faces(
+    selection: FaceSelection,
+    boxes: Sequence[tuple[float, float, float, float]],
+    track_areas: Sequence[float],
+) -> list[int]:
+    """Indices of one frame's faces that the filters keep, in the
+    selection's order: faces at least ``min_size`` on their shorter side,
+    then the first ``max_faces`` (one with ``largest``). Sizes are ranked
+    by each face's track's mean area (``track_areas``), so two faces of
+    about one size do not take turns from frame to frame."""
+    kept = [i for i, b in enumerate(boxes) if min(b[2] - b[0], b[3] - b[1]) >= selection.min_size]
+    order = FaceOrder.LARGE_SMALL if selection.mode is SelectMode.LARGEST else selection.order
+    keys: dict[FaceOrder, Callable[[int], float]] = {
+        FaceOrder.LARGE_SMALL: lambda i: -track_areas[i],
+        FaceOrder.SMALL_LARGE: lambda i: track_areas[i],
+        FaceOrder.LEFT_RIGHT: lambda i: boxes[i][0] + boxes[i][2],
+        FaceOrder.RIGHT_LEFT: lambda i: -(boxes[i][0] + boxes[i][2]),
+        FaceOrder.TOP_BOTTOM: lambda i: boxes[i][1] + boxes[i][3],
+        FaceOrder.BOTTOM_TOP: lambda i: -(boxes[i][1] + boxes[i][3]),
+    }
+    kept.sort(key=keys[order])
     limit = selection.keeps_per_frame
     return kept[:limit] if limit else kept
 
