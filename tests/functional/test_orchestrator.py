@@ -27,7 +27,7 @@ STAGES = ("detector", "aligner", "swapper", "blender", "encoder")
 
 
 def remote_swap(
-    server: ServerProcess, source: Path, output: Path
+    server: ServerProcess, source: Path, output: Path, *extra: str | Path
 ) -> subprocess.CompletedProcess[str]:
     assert server.security is not None
     return subprocess.run(
@@ -45,6 +45,7 @@ def remote_swap(
             "--output",
             str(output),
             "-q",
+            *map(str, extra),
         ],
         capture_output=True,
         text=True,
@@ -132,6 +133,7 @@ def test_distributed_equals_embedded_and_survives_each_stage_killed(
         assert np.mean(agreement) > 40 and min(agreement) > 33, agreement
 
         check_swap_stream(orchestrator, data)  # live frames, over every stage too
+        check_reference_selection(orchestrator, data, tmp_path)  # Aligner.Embed
 
         # Each stage server in turn is killed mid-job and comes back on its
         # port: the job still succeeds, with every frame and the audio (calls
@@ -251,6 +253,66 @@ def test_swap_stream_returns_swapped_frames_in_order(
     embedded_orchestrator: ServerProcess, data: Path
 ) -> None:
     check_swap_stream(embedded_orchestrator, data)
+
+
+def test_jobs_and_streams_choose_faces_by_reference(
+    embedded_orchestrator: ServerProcess, data: Path, tmp_path: Path
+) -> None:
+    check_reference_selection(embedded_orchestrator, data, tmp_path)
+
+
+def check_reference_selection(server: ServerProcess, data: Path, tmp: Path) -> None:
+    """A job and a live stream that swap d10 and leave d12 beside her, the
+    reference travelling as an image; a reference of someone outside the
+    model's consent record is PERMISSION_DENIED."""
+    from swapline.media import encode_image, open_media
+    from swapline.protocol import wire
+    from swapline.v1 import common_pb2 as pb
+    from tests.functional.faces import face_changes
+
+    with open_media(data / "d10.mp4") as reader:
+        d10 = next(f.image for f in reader.frames() if f.index == 300)
+    reference = tmp / "d10.png"
+    reference.write_bytes(encode_image(d10))
+    clip = data / "two_faces.mp4"
+    output = tmp / "reference.mp4"
+    result = remote_swap(server, clip, output, "--reference", reference)
+    assert result.returncode == 0, result.stderr + server.output()
+    assert "60 frames, 60 faces swapped" in result.stdout, result.stdout
+    changes = face_changes(clip, output, {"d10": reference})
+    assert len(changes) > 100 and all(c.swapped == (c.who == "d10") for c in changes)
+
+    with open_media(clip) as reader:
+        frames = [f.image for f, _ in zip(reader.frames(), range(4), strict=False)]
+
+    def requests(face: bytes) -> Iterator[opb.SwapStreamRequest]:
+        selection = opb.FaceSelection(
+            mode=opb.FaceSelection.MODE_REFERENCE,
+            targets=[
+                opb.FaceTarget(
+                    reference_images=[pb.EncodedImage(encoding=pb.IMAGE_ENCODING_PNG, data=face)]
+                )
+            ],
+        )
+        config = opb.SwapStreamConfig(model=MODEL, selection=selection)
+        yield opb.SwapStreamRequest(config=config)
+        for i, image in enumerate(frames):
+            yield opb.SwapStreamRequest(
+                frame=opb.StreamFrame(frame=pb.FrameRef(index=i), image=wire.image_message(image))
+            )
+
+    with server.channel() as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        replies = list(stub.SwapStream(requests(reference.read_bytes()), timeout=120))
+        assert [r.faces_swapped for r in replies] == [1] * len(frames)
+        out = wire.decode_image_message(replies[-1].frame.image)
+        assert psnr(out[:, 320:], frames[-1][:, 320:]) > 45  # d12's half untouched
+        assert psnr(out[:, :320], frames[-1][:, :320]) < 35  # d10's swapped
+        stranger = (data / "owen_wilson.jpg").read_bytes()
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.SwapStream(requests(stranger), timeout=120))
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "consent record" in (info.value.details() or "")
 
 
 def check_swap_stream(server: ServerProcess, data: Path) -> None:
