@@ -96,3 +96,15 @@ def register_job_states(counts: Callable[[], Mapping[str, int]], states: list[st
         REGISTRY.unregister(_job_states.pop())
     _job_states.append(JobStateCollector(counts, states))
     REGISTRY.register(_job_states[-1])
+
+
+LIVE_LATENCY = Histogram(
+    "swapline_live_frame_latency_seconds",
+    "Live streams: from a frame's capture to its swapped frame's leaving for the output.",
+    buckets=(0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2),
+)
+LIVE_FRAMES = Counter(
+    "swapline_live_frames_total",
+    "Live streams: frames sent on, or dropped because processing was behind.",
+    ["outcome"],
+)

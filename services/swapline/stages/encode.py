@@ -246,7 +246,7 @@ def _encode_video(
         for key, value in _metadata(options, model).items():
             out.metadata[key] = value
         converter = VideoReformatter()  # one for all frames (see MediaReader.frames)
-        marked = _MarkedVideo(out, video_out, options.codec)
+        marked = MarkedVideo(out, video_out, options.codec)
 
         def write(frame: av.VideoFrame, frame_patches: list[Patch]) -> None:
             if rotation or options.disclosure_label or options.pixel_format != "yuv420p":
@@ -313,21 +313,33 @@ MARK_UUID = "7c1f5a2e9b3d4e6f8a0b1c2d3e4f5a6b"
 MARK_TEXT = "SYNTHETIC MEDIA - faces replaced by swapline (AI face swap)"  # no : , = here
 
 
-class _MarkedVideo:
+class MarkedVideo:
     """Muxes the encoder's packets, through FFmpeg's h264_metadata filter
     for H.264 so that the first access unit carries the synthetic-media
     SEI message (see :func:`bitstream_mark`)."""
 
-    def __init__(self, out: av.container.OutputContainer, stream: Any, codec: str) -> None:
+    def __init__(
+        self,
+        out: av.container.OutputContainer,
+        stream: Any,
+        codec: str,
+        every_keyframe: bool = False,
+    ) -> None:
+        """``every_keyframe``: mark each keyframe, not only the first (a
+        live stream's viewers join at any keyframe)."""
         self.out = out
         self.stream = stream
         self.marks = codec == "h264"
+        self.every_keyframe = every_keyframe
         self.filter: BitStreamFilterContext | None = None
 
     def mux(self, packet: av.Packet) -> None:
         if not self.marks:
             self.out.mux(packet)
             return
+        if self.filter is not None and self.every_keyframe and packet.is_keyframe:
+            self.flush()
+            self.filter = None
         if self.filter is None:
             # The filter reads the stream's parameters, which the container
             # takes from the opened encoder when it starts.
@@ -348,7 +360,7 @@ class _MarkedVideo:
 
 def bitstream_mark(path: str | os.PathLike[str], packets: int = 8) -> str | None:
     """The synthetic-media words in the first video packets of ``path``
-    (see :class:`_MarkedVideo`), or None when there are none."""
+    (see :class:`MarkedVideo`), or None when there are none."""
     marker = bytes.fromhex(MARK_UUID)
     with av.open(str(path)) as container:
         for n, packet in enumerate(container.demux(video=0)):
