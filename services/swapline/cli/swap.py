@@ -61,6 +61,47 @@ def register(sub: Subparsers) -> None:
     add_quiet(sw)
     sw.set_defaults(func=run_swap)
 
+    live = sub.add_parser(
+        "live", help="swap faces in a live stream: camera, network stream or file, in real time"
+    )
+    live.add_argument(
+        "--input",
+        required=True,
+        help="a camera (/dev/video0), a stream URL (udp://, rtsp://, rtmp://, srt://...) "
+        "or a file (played in real time)",
+    )
+    live.add_argument(
+        "--output",
+        required=True,
+        help="a stream URL (udp://HOST:PORT, rtmp://..., srt://...; MPEG-TS or FLV) or a file",
+    )
+    live.add_argument("--model", default=None, help="model name in the repository")
+    live.add_argument("--repository", default=DEFAULT_REPOSITORY, metavar="MODEL_REPO")
+    live.add_argument("--remote", default=None, metavar="ADDR", help="orchestrator address")
+    live.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    live.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        default=None,
+        help="read a file input as fast as it decodes (default: at its own pace)",
+    )
+    live.add_argument("--crf", type=int, default=23)
+    live.add_argument("--preset", default="veryfast")
+    live.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics (frame latency, drops) on 127.0.0.1:PORT",
+    )
+    live.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the input and output"
+    )
+    add_selection_arguments(live)
+    add_quiet(live)
+    live.set_defaults(func=run_live_command)
+
     ev = sub.add_parser(
         "eval", help="quality of a swapped clip: identity, expression, stability, background"
     )
@@ -271,6 +312,78 @@ def _swap_remote(args: argparse.Namespace, options: SwapOptions) -> int:
         f"{job.progress.frames_per_second:.1f} frames/s"
     )
     return 0
+
+
+def run_live_command(args: argparse.Namespace) -> int:
+    import threading
+
+    from swapline.pipeline.live import (
+        LiveOptions,
+        RemoteSwap,
+        embedded_swap,
+        run_live,
+        summary_line,
+    )
+
+    args.color, args.mask, args.seamless, args.sharpen = "rct", ("region", "occlusion"), False, 0.0
+    args.codec, args.label, args.detect_every = "h264", False, 4
+    options = _options_for_live(args)
+    live = LiveOptions(
+        input=args.input,
+        output=args.output,
+        realtime=args.realtime,
+        seconds=args.seconds,
+        open_timeout=args.timeout,
+        crf=args.crf,
+        preset=args.preset,
+    )
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    stop = threading.Event()
+    if args.remote:
+        from swapline.protocol.jobs import selection_message
+        from swapline.protocol.options import blend_options_message
+        from swapline.v1 import orchestrator_pb2 as opb
+
+        config = opb.SwapStreamConfig(
+            model=options.model,
+            blend=blend_options_message(options.blend),
+            selection=selection_message(options.selection),
+        )
+        remote = RemoteSwap(args.remote, config, args.config.api_credentials())
+        try:
+            summary = run_live(live, remote, ",".join(options.models), stop)
+        finally:
+            remote.close()
+    else:
+        from swapline.pipeline import EmbeddedStages
+
+        stages = EmbeddedStages(args.repository, cpu_int8=args.config.cpu_int8)
+        try:
+            swap = embedded_swap(stages, options)
+            try:
+                summary = run_live(live, swap, ",".join(options.models), stop)
+            except KeyboardInterrupt:
+                stop.set()
+                raise
+        finally:
+            stages.close()
+    print(f"live {args.input} -> {args.output}: {summary_line(summary)}")
+    return 0
+
+
+def _options_for_live(args: argparse.Namespace) -> SwapOptions:
+    from dataclasses import replace
+
+    crf = args.crf
+    args.crf = None  # the file encoder's; live encodes with its own settings
+    try:
+        options = _options(args)
+    finally:
+        args.crf = crf
+    return replace(options, window=1, min_track_frames=1)
 
 
 def run_eval(args: argparse.Namespace) -> int:

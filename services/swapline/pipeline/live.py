@@ -15,22 +15,34 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
 import av
 import cv2
+import grpc
 import numpy as np
 
 from swapline.errors import InvalidInputError, MediaError
 from swapline.media import Frame
+from swapline.pipeline.contract import Stages
+from swapline.pipeline.driver import FrameSwapper
+from swapline.pipeline.options import Progress, SwapOptions
+from swapline.protocol import wire
+from swapline.protocol.channel import channel
+from swapline.protocol.status import error_for
 from swapline.runtime import metrics
 from swapline.stages.encode import SYNTHETIC_COMMENT, MarkedVideo
+from swapline.stages.paste import paste
+from swapline.v1 import common_pb2 as pb
+from swapline.v1 import orchestrator_pb2 as opb
+from swapline.v1 import orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -432,3 +444,56 @@ def summary_line(summary: LiveSummary) -> str:
         f"p50 {summary.percentile(50) * 1000:.0f} ms, p95 {summary.percentile(95) * 1000:.0f} ms, "
         f"p99 {summary.percentile(99) * 1000:.0f} ms"
     )
+
+
+def embedded_swap(stages: Stages, options: SwapOptions) -> SwapFrame:
+    """Swaps live frames with the stages given (in this process, or each
+    stage over gRPC): the pipeline files use, a frame at a time."""
+    swapper = FrameSwapper(stages, replace(options, window=1, min_track_frames=1))
+    progress = Progress()
+    images: dict[int, np.ndarray] = {}
+
+    def swap(frame: Frame) -> Iterator[tuple[int, np.ndarray]]:
+        images[frame.index] = frame.image
+        for patches in swapper.run([[frame]], progress, end=False):
+            image = images.pop(patches.index, None)
+            if image is not None:
+                yield patches.index, paste(image.copy(), patches.patches)
+        for index in [i for i in images if i < frame.index - 30]:
+            del images[index]  # held back and overtaken: dropped
+
+    return swap
+
+
+class RemoteSwap:
+    """Swaps live frames through an orchestrator's ``SwapStream``: one
+    stream for the whole session, frames as JPEG both ways."""
+
+    def __init__(
+        self,
+        address: str,
+        config: opb.SwapStreamConfig,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._channel = channel(address, credentials)
+        stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
+        self._requests: queue.Queue[opb.SwapStreamRequest | None] = queue.Queue()
+        self._requests.put(opb.SwapStreamRequest(config=config))
+        self._replies = stub.SwapStream(iter(self._requests.get, None))
+        self.address = address
+
+    def __call__(self, frame: Frame) -> Iterator[tuple[int, np.ndarray]]:
+        message = opb.StreamFrame(
+            frame=pb.FrameRef(index=frame.index),
+            image=wire.image_message(frame.image, pb.IMAGE_ENCODING_JPEG),
+        )
+        self._requests.put(opb.SwapStreamRequest(frame=message))
+        try:
+            reply = next(self._replies)
+        except grpc.RpcError as exc:
+            raise error_for(exc, f"orchestrator at {self.address}") from None
+        yield reply.frame.frame.index, wire.decode_image_message(reply.frame.image)
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._channel.close()

@@ -326,7 +326,7 @@ class MarkedVideo:
         every_keyframe: bool = False,
     ) -> None:
         """``every_keyframe``: mark each keyframe, not only the first (a
-        live stream's viewers join at any keyframe)."""
+        live stream's viewers join at any keyframe; Annex B streams)."""
         self.out = out
         self.stream = stream
         self.marks = codec == "h264"
@@ -337,9 +337,11 @@ class MarkedVideo:
         if not self.marks:
             self.out.mux(packet)
             return
-        if self.filter is not None and self.every_keyframe and packet.is_keyframe:
-            self.flush()
-            self.filter = None
+        if self.every_keyframe:
+            if packet.is_keyframe:
+                packet = _marked_packet(packet)
+            self.out.mux(packet)
+            return
         if self.filter is None:
             # The filter reads the stream's parameters, which the container
             # takes from the opened encoder when it starts.
@@ -356,6 +358,36 @@ class MarkedVideo:
             for filtered in self.filter.filter(None):
                 filtered.stream = self.stream
                 self.out.mux(filtered)
+
+
+def _mark_nal() -> bytes:
+    """The synthetic-media SEI NAL unit (user data unregistered), Annex B."""
+    payload = bytes.fromhex(MARK_UUID) + MARK_TEXT.encode() + b"\x00"
+    assert len(payload) < 255 and b"\x00\x00" not in payload[:-1]  # no emulation bytes needed
+    return b"\x00\x00\x00\x01\x06\x05" + bytes([len(payload)]) + payload + b"\x80"
+
+
+_MARK_NAL = _mark_nal()
+
+
+def _marked_packet(packet: av.Packet) -> av.Packet:
+    """``packet`` (an Annex B access unit) with the mark's SEI before its
+    first slice, as a viewer joining at this keyframe reads it."""
+    data = bytes(packet)
+    at = 0
+    while True:
+        start = data.find(b"\x00\x00\x01", at)
+        if start < 0 or start + 3 >= len(data):
+            return packet  # not Annex B: left as it is
+        if data[start + 3] & 0x1F in (1, 5):  # the first slice
+            begin = start - 1 if start > 0 and data[start - 1] == 0 else start
+            break
+        at = start + 3
+    marked = av.Packet(data[:begin] + _MARK_NAL + data[begin:])
+    marked.pts, marked.dts, marked.time_base = packet.pts, packet.dts, packet.time_base
+    marked.is_keyframe = True
+    marked.stream = packet.stream
+    return marked
 
 
 def bitstream_mark(path: str | os.PathLike[str], packets: int = 8) -> str | None:
