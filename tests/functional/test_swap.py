@@ -203,6 +203,12 @@ def test_unknown_model_and_bad_input_fail_cleanly(data: Path, tmp_path: Path) ->
     assert result.returncode != 0 and "truncated" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not output.exists() and not list(tmp_path.glob(".*partial"))
+    # FFmpeg reads any text file as a video of its characters: not an input.
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n" * 100)
+    result = swap(text, output)
+    assert result.returncode == 1 and "not a video or image" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not output.exists()
 
 
 def test_faces_followed_between_detections_match_detecting_every_frame(data: Path) -> None:

@@ -10,11 +10,19 @@ from swapline.media._image import (
     probe_image_size,
     to_bgr8,
 )
-from swapline.media._reader import Frame, MediaInfo, MediaReader, open_media, yuv_planes
+from swapline.media._reader import (
+    TEXT_DEMUXERS,
+    Frame,
+    MediaInfo,
+    MediaReader,
+    open_media,
+    yuv_planes,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "TEXT_DEMUXERS",
     "Frame",
     "MediaInfo",
     "MediaReader",

@@ -212,6 +212,8 @@ class MediaReader:
             raise
 
     def _probe_video(self, container: av.container.InputContainer) -> MediaInfo:
+        if container.format.name in TEXT_DEMUXERS:
+            raise MediaError(self.path, "not a video or image (FFmpeg would draw it as text)")
         if not container.streams.video:
             raise MediaError(self.path, "no video stream")
         stream = container.streams.video[0]
@@ -311,6 +313,10 @@ class MediaReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# FFmpeg demuxers that turn a text file into pictures of its characters.
+TEXT_DEMUXERS = frozenset({"tty"})
 
 
 def open_media(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaReader:

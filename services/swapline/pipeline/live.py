@@ -30,7 +30,7 @@ import grpc
 import numpy as np
 
 from swapline.errors import InvalidInputError, MediaError
-from swapline.media import Frame
+from swapline.media import TEXT_DEMUXERS, Frame
 from swapline.pipeline.contract import Stages
 from swapline.pipeline.driver import FrameSwapper
 from swapline.pipeline.options import Progress, SwapOptions
@@ -159,6 +159,9 @@ class _Input:
             self.container = av.open(spec, timeout=(options.open_timeout, options.open_timeout))
         except (av.error.FFmpegError, OSError) as exc:
             raise MediaError(spec, f"cannot open the live input ({exc})") from None
+        if self.container.format.name in TEXT_DEMUXERS:
+            self.container.close()
+            raise MediaError(spec, "cannot open the live input (a text file, not a video)")
         if not self.container.streams.video:
             self.container.close()
             raise MediaError(spec, "no video stream")
