@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -16,6 +17,8 @@ import cv2
 import numpy as np
 
 from swapline.stages.encode import MARK_UUID
+
+_NINETY_K = Fraction(1, 90000)
 
 
 def udp_url(port: int, listen: bool = False) -> str:
@@ -61,6 +64,8 @@ def publish(
                 for frame in inp.decode(*([v_in] + ([a_in] if a_in is not None else []))):
                     if stop.is_set():
                         return sent
+                    if not isinstance(frame, av.VideoFrame | av.AudioFrame):
+                        continue
                     if frame.pts is None or frame.time_base is None:
                         continue
                     seconds = offset + float(frame.pts * frame.time_base)
@@ -69,7 +74,7 @@ def publish(
                     if wait > 0:
                         time.sleep(wait)
                     if isinstance(frame, av.VideoFrame):
-                        image = frame.to_ndarray(format="bgr24")
+                        image: np.ndarray = frame.to_ndarray(format="bgr24")
                         if size is not None:
                             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
                         new = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -88,9 +93,6 @@ def publish(
             for packet in video.encode():
                 out.mux(packet)
     return sent
-
-
-_NINETY_K = __import__("fractions").Fraction(1, 90000)
 
 
 @dataclass
@@ -120,7 +122,8 @@ def receive(url: str, until: threading.Event, timeout: float = 30.0) -> Received
                 with contextlib.suppress(av.error.FFmpegError):
                     for decoded in packet.decode():
                         if isinstance(decoded, av.VideoFrame):
-                            t = float(decoded.pts * decoded.time_base) if decoded.pts else 0.0
+                            base = decoded.time_base
+                            t = float(decoded.pts * base) if decoded.pts and base else 0.0
                             got.frames.append((t, decoded.to_ndarray(format="bgr24")))
                         else:
                             got.audio_frames += 1
