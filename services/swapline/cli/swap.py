@@ -98,6 +98,7 @@ def register(sub: Subparsers) -> None:
     live.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for the input and output"
     )
+    live.add_argument("--json", default=None, metavar="PATH", help="write the summary here")
     add_selection_arguments(live)
     add_quiet(live)
     live.set_defaults(func=run_live_command)
@@ -371,6 +372,8 @@ def run_live_command(args: argparse.Namespace) -> int:
         finally:
             stages.close()
     print(f"live {args.input} -> {args.output}: {summary_line(summary)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary.report(), indent=2) + "\n")
     return 0
 
 

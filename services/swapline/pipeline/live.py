@@ -86,6 +86,17 @@ class LiveSummary:
     def drop_rate(self) -> float:
         return self.dropped / self.frames_in if self.frames_in else 0.0
 
+    def report(self) -> dict[str, float]:
+        """The figures a benchmark keeps: counts, drop rate, latency in ms."""
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "dropped": self.dropped,
+            "drop_rate": round(self.drop_rate, 3),
+            "audio_packets": self.audio_packets,
+            **{f"latency_ms_p{q}": round(self.percentile(q) * 1000, 1) for q in (50, 95, 99)},
+        }
+
 
 def is_camera(spec: str) -> bool:
     return spec.startswith("/dev/video") or spec.isdigit()

@@ -10,7 +10,9 @@ machine; comparisons are ratios between runs made minutes apart.
 * bytes sent between services per frame against one raw frame;
 * peak memory of every process (embedded, and each server when distributed);
 * how the cost grows with video length, resolution and the number of faces;
-* what the occlusion segmenter adds to the swap model, CPU ms per face.
+* what the occlusion segmenter adds to the swap model, CPU ms per face;
+* live: latency from capture to output (p50/p95/p99) and frames dropped,
+  between two real UDP streams at 480p and 720p.
 """
 
 from __future__ import annotations
@@ -154,6 +156,50 @@ def occlusion_cost(
     }
 
 
+def live_latency(
+    clip: Path, model: str, repository: Path, size: tuple[int, int], seconds: float, tmp: Path
+) -> dict[str, Any]:
+    """``swapline live`` (its own process) between two real UDP streams on
+    this machine: ``clip`` published at its own pace at ``size``, the
+    output read back. Capture-to-output latency and the frames dropped."""
+    import threading
+
+    from swapline.devtools.streams import publish, receiving, udp_url
+    from swapline.runtime.launch import free_port
+
+    source, sink = free_port(), free_port()
+    report = tmp / "live.json"
+    stop = threading.Event()
+    with receiving(udp_url(sink, listen=True)) as (_, received):
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "swapline.cli", "live",
+                "--input", udp_url(source, listen=True), "--output", udp_url(sink),
+                "--model", model, "--repository", str(repository),
+                "--seconds", str(seconds), "--json", str(report),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        time.sleep(2.0)
+        feeder = threading.Thread(
+            target=publish, args=(clip, udp_url(source), stop, size, 3), daemon=True
+        )
+        feeder.start()
+        try:
+            _, err = process.communicate(timeout=seconds + 120)
+        finally:
+            stop.set()
+            process.kill()
+        if process.returncode != 0:
+            raise RuntimeError(f"swapline live failed: {err.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(report.read_text())
+    result["frames_received"] = len(received.frames)
+    result["marked_keyframes"] = f"{received.marked_keyframes}/{received.keyframes}"
+    return result
+
+
 def run_suite(
     clip: Path,
     model: str,
@@ -248,6 +294,12 @@ def run_suite(
                 "faces_per_frame": round(run["faces"] / max(1, run["frames"]), 2),
             }
         results["by_faces"] = by_faces
+
+        log("live: UDP stream in, UDP stream out ...")
+        results["live"] = {
+            name: live_latency(clip, model, repository, size, 10.0 if quick else 20.0, tmp)
+            for name, size in (("480p", (854, 480)), ("720p", (1280, 720)))
+        }
     return results
 
 
@@ -277,6 +329,7 @@ def print_table(results: dict[str, Any]) -> None:
         ("by video length", "by_length"),
         ("by resolution", "by_resolution"),
         ("by faces per frame", "by_faces"),
+        ("live (UDP in, UDP out; latency from capture to output)", "live"),
     ):
         if key not in results:
             continue
