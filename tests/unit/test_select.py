@@ -142,12 +142,17 @@ def test_selection_validation() -> None:
 
 
 def test_shot_cuts_are_found_and_motion_is_not() -> None:
-    rng = np.random.default_rng(0)
-    scene = cv2.GaussianBlur(rng.integers(0, 255, (360, 640), np.uint8), (31, 31), 0)
-    other = cv2.GaussianBlur(rng.integers(0, 120, (360, 640), np.uint8), (31, 31), 0)
+    from swapline.media import open_media
+    from tests.conftest import DATA
+
+    def grey(name: str, index: int) -> np.ndarray:
+        with open_media(DATA / name) as reader:
+            return next(f.grey for f in reader.frames() if f.index == index)
+
+    scene, other = grey("d10.mp4", 100), grey("d12.mp4", 100)
     shots = ShotCuts()
     assert not shots.update(scene)
     assert not shots.update(np.roll(scene, 12, axis=1))  # a pan
     assert not shots.update(cv2.add(np.roll(scene, 12, axis=1), 10))  # a little light
-    assert shots.update(other) and shots.shot == 1
-    assert not shots.update(other)
+    assert shots.update(cv2.resize(other, scene.shape[::-1])) and shots.shot == 1
+    assert not shots.update(cv2.resize(other, scene.shape[::-1]))

@@ -340,8 +340,8 @@ class FrameSwapper:
         every = self.options.detect_every
         first = self._frames_seen
         self._frames_seen += len(window)
-        # A scene cut is searched whole at once: nothing of the last shot
-        # carries over (hints, followed faces).
+        # A new shot is searched whole at once (a face that just came on
+        # screen is found now, not at the next whole-frame search).
         cuts = set()
         for frame in window:
             if self._shots.update(frame.grey):
@@ -385,12 +385,10 @@ class FrameSwapper:
                 )
         # Faces the detector missed but were there a frame before are
         # followed (kept only once found again: see TrackJudge).
-        boxes = []
-        for frame in window:
-            if frame.index in cuts:
-                self._follower.reset()
-            followed = self._follower.update(frame.grey, found.get(frame.index, []))
-            boxes.append(_largest_first(followed))
+        boxes = [
+            _largest_first(self._follower.update(frame.grey, found.get(frame.index, [])))
+            for frame in window
+        ]
         self._last_boxes = [b[:4] for b in boxes[-1]] if every > 1 else []
         progress.timed("detect", start)
         return boxes
