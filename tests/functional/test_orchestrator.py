@@ -313,6 +313,22 @@ def check_reference_selection(server: ServerProcess, data: Path, tmp: Path) -> N
             list(stub.SwapStream(requests(stranger), timeout=120))
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "consent record" in (info.value.details() or "")
+        # A job whose reference shows no face is refused before any work.
+        dogs = pb.EncodedImage(
+            encoding=pb.IMAGE_ENCODING_JPEG, data=(data / "dogs.jpg").read_bytes()
+        )
+        spec = opb.JobSpec(
+            model=MODEL,
+            input_uri=clip.as_uri(),
+            selection=opb.FaceSelection(
+                mode=opb.FaceSelection.MODE_REFERENCE,
+                targets=[opb.FaceTarget(reference_images=[dogs])],
+            ),
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SubmitJob(iter([opb.SubmitJobRequest(spec=spec)]))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "no face found" in (info.value.details() or "")
 
 
 def check_swap_stream(server: ServerProcess, data: Path) -> None:

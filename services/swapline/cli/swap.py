@@ -342,6 +342,9 @@ def run_live_command(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
+    from swapline.runtime.metrics import LiveMetrics
+
+    observer = LiveMetrics()
     stop = threading.Event()
     if args.remote:
         from swapline.protocol.jobs import selection_message
@@ -355,7 +358,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         )
         remote = RemoteSwap(args.remote, config, args.config.api_credentials())
         try:
-            summary = run_live(live, remote, ",".join(options.models), stop)
+            summary = run_live(live, remote, ",".join(options.models), stop, observer)
         finally:
             remote.close()
     else:
@@ -365,7 +368,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         try:
             swap = embedded_swap(stages, options)
             try:
-                summary = run_live(live, swap, ",".join(options.models), stop)
+                summary = run_live(live, swap, ",".join(options.models), stop, observer)
             except KeyboardInterrupt:
                 stop.set()
                 raise

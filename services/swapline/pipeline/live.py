@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import av
 import cv2
@@ -37,7 +37,6 @@ from swapline.pipeline.options import Progress, SwapOptions
 from swapline.protocol import wire
 from swapline.protocol.channel import channel
 from swapline.protocol.status import error_for
-from swapline.runtime import metrics
 from swapline.stages.encode import SYNTHETIC_COMMENT, MarkedVideo
 from swapline.stages.paste import paste
 from swapline.v1 import common_pb2 as pb
@@ -114,21 +113,31 @@ class _Captured:
     captured: float  # time.monotonic() when decoded
 
 
+class LiveObserver(Protocol):
+    """Where per-frame figures go as they happen (Prometheus, for the CLI)."""
+
+    def sent(self, latency: float) -> None: ...
+
+    def dropped(self) -> None: ...
+
+
 class _Mailbox:
     """The newest captured frame only: a frame not taken before the next
     arrives is dropped (counted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, observer: LiveObserver | None) -> None:
         self._item: _Captured | None = None
         self._done = False
         self._cond = threading.Condition()
+        self._observer = observer
         self.dropped = 0
 
     def put(self, item: _Captured) -> None:
         with self._cond:
             if self._item is not None:
                 self.dropped += 1
-                metrics.LIVE_FRAMES.labels("dropped").inc()
+                if self._observer is not None:
+                    self._observer.dropped()
             self._item = item
             self._cond.notify()
 
@@ -297,13 +306,14 @@ def run_live(
     swap: SwapFrame,
     model: str,
     stop: threading.Event | None = None,
-    on_frame: Callable[[LiveSummary], None] | None = None,
+    observer: LiveObserver | None = None,
 ) -> LiveSummary:
     """Captures, swaps and publishes until the input ends, ``seconds`` pass
-    or ``stop`` is set."""
+    or ``stop`` is set; each frame's latency (and each drop) goes to
+    ``observer`` as it happens."""
     stop = stop or threading.Event()
     source = _Input(options)
-    mailbox = _Mailbox()
+    mailbox = _Mailbox(observer)
     # Audio waits here for its video (the swap's latency); bounded.
     audio: collections.deque[av.Packet] = collections.deque(maxlen=4096)
     summary = LiveSummary()
@@ -347,15 +357,13 @@ def run_live(
                 _write_audio(output, audio, first_seconds[0], done.seconds, summary)
                 output.write_video(image, done.seconds)
                 latency = time.monotonic() - done.captured
-                metrics.LIVE_LATENCY.observe(latency)
-                metrics.LIVE_FRAMES.labels("sent").inc()
+                if observer is not None:
+                    observer.sent(latency)
                 summary.latencies.append(latency)
                 summary.frames_out += 1
             # Frames held back and then passed over by newer ones: dropped.
             for index in [i for i in pending if i < item.frame.index - 30]:
                 del pending[index]
-            if on_frame is not None:
-                on_frame(summary)
             item = mailbox.take()
         _write_audio(output, audio, first_seconds[0], float("inf"), summary)
     finally:

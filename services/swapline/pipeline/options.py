@@ -33,7 +33,7 @@ class SwapOptions:
         """Every model the swap draws with: the job's model, or with
         reference selection each target's."""
         if self.selection.mode is SelectMode.REFERENCE:
-            return tuple(t.model for t in self.selection.targets)
+            return tuple(t.model or self.model for t in self.selection.targets)
         return (self.model,)
 
     def validate(self) -> None:

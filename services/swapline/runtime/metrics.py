@@ -108,3 +108,15 @@ LIVE_FRAMES = Counter(
     "Live streams: frames sent on, or dropped because processing was behind.",
     ["outcome"],
 )
+
+
+class LiveMetrics:
+    """A live stream's per-frame figures into the two metrics above
+    (:class:`swapline.pipeline.live.LiveObserver`)."""
+
+    def sent(self, latency: float) -> None:
+        LIVE_LATENCY.observe(latency)
+        LIVE_FRAMES.labels("sent").inc()
+
+    def dropped(self) -> None:
+        LIVE_FRAMES.labels("dropped").inc()
