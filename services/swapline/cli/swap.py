@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -364,7 +365,9 @@ def run_live_command(args: argparse.Namespace) -> int:
     else:
         from swapline.pipeline import EmbeddedStages
 
-        stages = EmbeddedStages(args.repository, cpu_int8=args.config.cpu_int8)
+        stages = EmbeddedStages(
+            args.repository, cpu_int8=args.config.cpu_int8, inference_threads=os.cpu_count() or 1
+        )
         try:
             swap = embedded_swap(stages, options)
             try:

@@ -58,11 +58,15 @@ class EmbeddedStages:
         detector: DetectorConfig | None = None,
         workers: int | None = None,
         cpu_int8: bool = True,
+        inference_threads: int = 1,
     ) -> None:
+        """``inference_threads``: ONNX Runtime's threads per inference; one
+        for files (windows keep every core busy), more for a live stream,
+        where one frame's faces are all there is to do."""
         self.repository = ModelRepository(repository)
         # Inference on the (background-priority) swapping thread itself: an
         # ONNX Runtime pool thread would run at the encoder's priority.
-        self.engine = OnnxEngine(self.repository, threads=1, cpu_int8=cpu_int8)
+        self.engine = OnnxEngine(self.repository, threads=inference_threads, cpu_int8=cpu_int8)
         self.detector = FaceDetector(detector)
         self.near_detector = FaceDetector(replace(NEAR_CONFIG, model=self.detector.config.model))
         self.workers = workers or os.cpu_count() or 1

@@ -195,11 +195,13 @@ class ShotCuts:
 
     def update(self, grey: np.ndarray) -> bool:
         """Whether ``grey`` (the next frame) starts a new shot; counts shots."""
+        # Measured on a 128x72 copy: a fraction of a millisecond at 1080p.
+        grey = cv2.resize(grey, (128, 72), interpolation=cv2.INTER_AREA)
         counts = cv2.calcHist([grey], [0], None, [16], [0, 256]).ravel()
         histogram: np.ndarray = counts / max(float(counts.sum()), 1.0)
         previous, self._grey = self._grey, grey
         last, self._histogram = self._histogram, histogram
-        if previous is None or last is None or previous.shape != grey.shape:
+        if previous is None or last is None:
             return False
         picture = float(np.abs(_thumbnail(grey) - _thumbnail(previous)).mean())
         brightness = float(np.abs(histogram - last).sum())
