@@ -32,6 +32,18 @@ class FaceChange:
         return self.change > CHANGED
 
 
+def middle_difference(
+    a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, float]
+) -> float:
+    """Mean absolute difference of two pictures over the middle half of a
+    face box (what a swap changes, away from the blend border)."""
+    left, top, right, bottom = box
+    w, h = right - left, bottom - top
+    x0, y0 = max(0, int(left + w / 4)), max(0, int(top + h / 4))
+    x1, y1 = int(right - w / 4), int(bottom - h / 4)
+    return float(np.abs(a[y0:y1, x0:x1].astype(np.int16) - b[y0:y1, x0:x1]).mean())
+
+
 def reference_faces(references: dict[str, Path]) -> dict[str, np.ndarray]:
     detector = FaceDetector()
     found = {}
@@ -62,9 +74,5 @@ def face_changes(
                 distances = {k: float(np.linalg.norm(embedding - r)) for k, r in known.items()}
                 nearest = min(distances, key=lambda k: distances[k]) if distances else ""
                 who = nearest if nearest and distances[nearest] < 0.6 else "other"
-                w, h = d.right - d.left, d.bottom - d.top
-                x0, y0 = max(0, int(d.left + w / 4)), max(0, int(d.top + h / 4))
-                x1, y1 = int(d.right - w / 4), int(d.bottom - h / 4)
-                diff = np.abs(x[y0:y1, x0:x1].astype(np.int16) - y[y0:y1, x0:x1])
-                changes.append(FaceChange(index, who, box, float(diff.mean())))
+                changes.append(FaceChange(index, who, box, middle_difference(x, y, box)))
     return changes

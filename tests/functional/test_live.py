@@ -21,6 +21,7 @@ import pytest
 from swapline.devtools.streams import Received, publish, receiving, udp_url
 from swapline.stages.detect import FaceDetector
 from tests.conftest import REPO, ServerProcess, free_port, start_server, stop_server
+from tests.functional.faces import CHANGED, middle_difference
 
 MODEL = "d6_to_d10"
 
@@ -52,11 +53,8 @@ def swapped_share(received: Received, data: Path) -> float:
         if not faces:
             continue
         d = max(faces, key=lambda b: b.right - b.left)
-        w, h = d.right - d.left, d.bottom - d.top
-        x0, y0 = int(d.left + w / 4), int(d.top + h / 4)
-        x1, y1 = int(d.right - w / 4), int(d.bottom - h / 4)
-        change = np.abs(image[y0:y1, x0:x1].astype(np.int16) - original[y0:y1, x0:x1]).mean()
-        swapped.append(change > 8.0)
+        change = middle_difference(image, original, (d.left, d.top, d.right, d.bottom))
+        swapped.append(change > CHANGED)
     assert len(swapped) > 5
     return float(np.mean(swapped))
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import pytest
 
 from tests.conftest import REPO, cli
-from tests.functional.faces import face_changes
+from tests.functional.faces import face_changes, middle_difference
 
 DEMO = "d6_to_d10"
 QUICK = "quick_d12"
@@ -189,14 +188,9 @@ class Clip:
     def __exit__(self, *_: object) -> None:
         self.frames = []
 
-    def difference(self, other: Clip, index: int, box: tuple[float, ...]) -> float:
+    def difference(self, other: Clip, index: int, box: tuple[float, float, float, float]) -> float:
         """Mean absolute difference over the middle of a face box."""
-        left, top, right, bottom = box
-        w, h = right - left, bottom - top
-        x0, y0 = max(0, int(left + w / 4)), max(0, int(top + h / 4))
-        x1, y1 = int(right - w / 4), int(bottom - h / 4)
-        a = self.frames[index][y0:y1, x0:x1].astype(np.int16)
-        return float(np.abs(a - other.frames[index][y0:y1, x0:x1]).mean())
+        return middle_difference(self.frames[index], other.frames[index], box)
 
 
 def test_largest_and_filters_choose_faces_by_size_and_place(

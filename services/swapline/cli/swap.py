@@ -142,10 +142,7 @@ def _options(args: argparse.Namespace) -> SwapOptions:
     from swapline.stages.blend import BlendOptions, ColorTransfer, MaskType
     from swapline.stages.encode import EncodeOptions
 
-    selection = face_selection(args)
-    model = args.model or (selection.targets[0].model if selection.targets else "")
-    if not model:
-        raise InvalidInputError("name a model: --model NAME, or --map NAME=REFERENCE")
+    model, selection = _faces(args)
     return SwapOptions(
         model=model,
         selection=selection,
@@ -160,6 +157,16 @@ def _options(args: argparse.Namespace) -> SwapOptions:
         ),
         detect_every=args.detect_every,
     )
+
+
+def _faces(args: argparse.Namespace) -> tuple[str, FaceSelection]:
+    """The model and the faces it swaps, from ``--model`` and the flags of
+    :func:`add_selection_arguments`."""
+    selection = face_selection(args)
+    model = args.model or (selection.targets[0].model if selection.targets else "")
+    if not model:
+        raise InvalidInputError("name a model: --model NAME, or --map NAME=REFERENCE")
+    return model, selection
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -317,8 +324,6 @@ def _swap_remote(args: argparse.Namespace, options: SwapOptions) -> int:
 
 
 def run_live_command(args: argparse.Namespace) -> int:
-    import threading
-
     from swapline.pipeline.live import (
         LiveOptions,
         RemoteSwap,
@@ -326,10 +331,10 @@ def run_live_command(args: argparse.Namespace) -> int:
         run_live,
         summary_line,
     )
+    from swapline.pipeline.options import SwapOptions
 
-    args.color, args.mask, args.seamless, args.sharpen = "rct", ("region", "occlusion"), False, 0.0
-    args.codec, args.label, args.detect_every = "h264", False, 4
-    options = _options_for_live(args)
+    model, selection = _faces(args)
+    options = SwapOptions(model=model, selection=selection)  # default blending
     live = LiveOptions(
         input=args.input,
         output=args.output,
@@ -346,7 +351,6 @@ def run_live_command(args: argparse.Namespace) -> int:
     from swapline.runtime.metrics import LiveMetrics
 
     observer = LiveMetrics()
-    stop = threading.Event()
     if args.remote:
         from swapline.protocol.jobs import selection_message
         from swapline.protocol.options import blend_options_message
@@ -359,7 +363,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         )
         remote = RemoteSwap(args.remote, config, args.config.api_credentials())
         try:
-            summary = run_live(live, remote, ",".join(options.models), stop, observer)
+            summary = run_live(live, remote, ",".join(options.models), observer=observer)
         finally:
             remote.close()
     else:
@@ -370,29 +374,13 @@ def run_live_command(args: argparse.Namespace) -> int:
         )
         try:
             swap = embedded_swap(stages, options)
-            try:
-                summary = run_live(live, swap, ",".join(options.models), stop, observer)
-            except KeyboardInterrupt:
-                stop.set()
-                raise
+            summary = run_live(live, swap, ",".join(options.models), observer=observer)
         finally:
             stages.close()
     print(f"live {args.input} -> {args.output}: {summary_line(summary)}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary.report(), indent=2) + "\n")
     return 0
-
-
-def _options_for_live(args: argparse.Namespace) -> SwapOptions:
-    from dataclasses import replace
-
-    crf = args.crf
-    args.crf = None  # the file encoder's; live encodes with its own settings
-    try:
-        options = _options(args)
-    finally:
-        args.crf = crf
-    return replace(options, window=1, min_track_frames=1)
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from swapline.media import Frame, open_media
 from swapline.pipeline.contract import Stages
 from swapline.pipeline.judge import TrackJudge
 from swapline.pipeline.options import Progress, ProgressCallback, SwapOptions
-from swapline.pipeline.references import prepare_selection
+from swapline.pipeline.references import prepare_swap
 from swapline.pipeline.steps import Cut, FrameSlot, Judged, Swapped, blend_area, cut_face
 from swapline.stages.align import (
     AlignedFace,
@@ -116,10 +116,10 @@ class FrameSwapper:
     def __init__(self, stages: Stages, options: SwapOptions) -> None:
         options.validate()
         self.stages = stages
-        options = prepare_selection(options, stages)
+        options = prepare_swap(options, stages)
         self.options = options
         self.entry = _common_geometry([stages.model(m) for m in options.models])
-        face_type = FaceType(self.entry.metadata.get("face_type", "whole"))
+        face_type = FaceType(self.entry.face_type)
         self._votes = (
             TrackVotes(options.selection)
             if options.selection.mode is SelectMode.REFERENCE
@@ -444,13 +444,11 @@ def _common_geometry(entries: list[ModelEntry]) -> ModelEntry:
     faces of one pass are aligned once, at one size and face type."""
     first = entries[0]
     for entry in entries[1:]:
-        if entry.resolution != first.resolution or entry.metadata.get(
-            "face_type", "whole"
-        ) != first.metadata.get("face_type", "whole"):
+        if (entry.resolution, entry.face_type) != (first.resolution, first.face_type):
             raise InvalidInputError(
                 f"models mapped in one pass must share resolution and face type: "
-                f"{first.name} is {first.resolution} px {first.metadata.get('face_type')}, "
-                f"{entry.name} {entry.resolution} px {entry.metadata.get('face_type')}"
+                f"{first.name} is {first.resolution} px {first.face_type}, "
+                f"{entry.name} {entry.resolution} px {entry.face_type}"
             )
     return first
 
@@ -482,9 +480,7 @@ def swap_file(
     The model is looked up and the input opened before any work; a failure
     leaves no output file behind.
     """
-    for model in options.models:
-        stages.model(model)  # NOT_FOUND before any work
-    options = prepare_selection(options, stages)  # references: before any work too
+    options = prepare_swap(options, stages)  # NOT_FOUND, references: before any work
     with open_media(source) as reader:
         if reader.info.kind == "image" and Path(output).suffix.lower() not in (
             ".png",

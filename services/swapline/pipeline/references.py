@@ -30,14 +30,12 @@ def reference_embedding(name: str, data: bytes, stages: Stages) -> np.ndarray:
     if len(data) > MAX_REFERENCE_BYTES:
         raise InvalidInputError(f"reference {name}: larger than {MAX_REFERENCE_BYTES} bytes")
     image = decode_image(data, f"reference {name}")
-    scale = 1.0
     for attempt in range(2):
         picture = image if stages.detects_in_colour else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         (found,) = stages.detect([DetectInput(0, picture)])
         if found or attempt or max(image.shape[:2]) >= _SMALL_SIDE:
             break
-        scale = 2.0
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        image = cv2.resize(image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
     if not found:
         raise InvalidInputError(f"reference {name}: no face found in the image")
     left, top, right, bottom, score = max(found, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
@@ -52,10 +50,12 @@ def reference_embedding(name: str, data: bytes, stages: Stages) -> np.ndarray:
     return embedding
 
 
-def prepare_selection(options: SwapOptions, stages: Stages) -> SwapOptions:
-    """``options`` with every reference image embedded, once each target's
-    references are known to be people its model's consent record names
-    (PermissionDeniedError otherwise)."""
+def prepare_swap(options: SwapOptions, stages: Stages) -> SwapOptions:
+    """What every way of swapping does before any work: every model looked
+    up (NotFoundError), and ``options`` returned with every reference image
+    embedded, once each target's references are known to be people its
+    model's consent record names (PermissionDeniedError otherwise)."""
+    entries = {model: stages.model(model) for model in options.models}
     selection = options.selection
     if selection.mode is not SelectMode.REFERENCE:
         return options
@@ -66,7 +66,7 @@ def prepare_selection(options: SwapOptions, stages: Stages) -> SwapOptions:
     for target in selection.targets:
         embedded = tuple(reference_embedding(n, d, stages) for n, d in target.images)
         resolved = Target(target.model or options.model, target.references + embedded)
-        identities = stages.model(resolved.model).metadata.get("identities")
+        identities = entries[resolved.model].metadata.get("identities")
         refusal = consent_refusal(resolved, identities, selection.max_distance)
         if refusal is not None:
             raise PermissionDeniedError(refusal)

@@ -116,7 +116,7 @@ class _RemoteAlign:
         self.stages = stages
         self.options = options
         self.stream = _AlignStream(
-            aligner_pb2_grpc.AlignerStub(stages.counted["aligner"]),
+            stages.aligner,
             align_options_message(options),
             stages.named("aligner"),
         )
@@ -167,6 +167,7 @@ class RemoteStages:
             name: CountingChannel(ch, self._count) for name, ch in self.channels.items()
         }
         self.detector = detector_pb2_grpc.DetectorStub(self.counted["detector"])
+        self.aligner = aligner_pb2_grpc.AlignerStub(self.counted["aligner"])
         self.swapper = swapper_pb2_grpc.SwapperStub(self.counted["swapper"])
         self.blender = blender_pb2_grpc.BlenderStub(self.counted["blender"])
         self.encoder = encoder_pb2_grpc.EncoderStub(self.counted["encoder"])
@@ -226,8 +227,7 @@ class RemoteStages:
         request = aligner_pb2.EmbedRequest(
             chips=[wire.image_message(np.ascontiguousarray(c[..., ::-1])) for c in chips]
         )
-        stub = aligner_pb2_grpc.AlignerStub(self.counted["aligner"])
-        response = self._call("aligner", stub.Embed, request)
+        response = self._call("aligner", self.aligner.Embed, request)
         return np.array([list(e.values) for e in response.embeddings], np.float32).reshape(-1, 128)
 
     def swap(

@@ -45,7 +45,7 @@ from swapline.pipeline import (
     Stages,
     SwapOptions,
 )
-from swapline.pipeline.references import prepare_selection
+from swapline.pipeline.references import prepare_swap
 from swapline.protocol import wire
 from swapline.protocol.jobs import (
     face_selection,
@@ -120,11 +120,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise InvalidInputError("the job names no model")
         await self.workers.run(self.stages.model, spec.model)  # NOT_FOUND before any work
         options = swap_options(spec)  # INVALID_ARGUMENT before any work
-        for model in options.models:
-            await self.workers.run(self.stages.model, model)
-        # Reference images become embeddings now (a face that is not there or
-        # not consented is refused before any work); the job keeps those.
-        options = await self.workers.run(prepare_selection, options, self.stages)
+        # Mapped models are looked up and reference images become embeddings
+        # now (a face that is not there or not consented is refused before
+        # any work); the job keeps the embeddings.
+        options = await self.workers.run(prepare_swap, options, self.stages)
         spec.selection.CopyFrom(selection_message(options.selection))
         if self.runner.stopping:
             raise UnavailableError("this orchestrator is shutting down; retry (another takes it)")

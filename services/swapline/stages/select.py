@@ -231,7 +231,7 @@ class TrackVotes:
 def consent_refusal(target: Target, identities: Any, max_distance: float) -> str | None:
     """Why ``target``'s references may not be used with its model: face
     recognition picks only people the model's consent record names with a
-    face (``swapline model consent``). None when every reference is one of
+    face (``swapline consent``). None when every reference is one of
     them."""
     recorded = [
         np.asarray(i["embedding"], np.float32)

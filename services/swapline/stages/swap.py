@@ -36,6 +36,12 @@ class ModelEntry:
         return int(self.metadata["resolution"])
 
     @property
+    def face_type(self) -> str:
+        """What its crops cover; a model that names none was trained on
+        whole faces."""
+        return str(self.metadata.get("face_type", "whole"))
+
+    @property
     def onnx_path(self) -> Path:
         return self.path / "1" / "model.onnx"
 
