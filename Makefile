@@ -11,17 +11,21 @@ HELM_VENV ?= .venv-helm
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
 HELM_STAMP := $(HELM_VENV)/.installed-stamp
 
+
+.PHONY: images images-test
 .PHONY: setup system-deps helm-env postgres demo test lint typecheck proto bench bench-detect gpu-check \
 	serve-detector serve-aligner up down chart-check eval gpu-bench clean
 
 setup: $(STAMP) system-deps
 
-## system-deps: Prometheus and promtool from Debian (the local stack and the rule tests)
+## system-deps: from Debian: Prometheus and promtool (the local stack and the rule tests),
+## buildah and debootstrap (the images and their tests)
 system-deps:
-	@command -v promtool >/dev/null 2>&1 || { \
+	@command -v promtool >/dev/null 2>&1 && command -v buildah >/dev/null 2>&1 && \
+		command -v debootstrap >/dev/null 2>&1 || { \
 		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
-			>/dev/null; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus buildah debootstrap >/dev/null; }
 
 helm-env: $(HELM_STAMP)
 
@@ -40,6 +44,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip "setuptools<81" wheel
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,train,triton]"
 	touch $(STAMP)
+
+## images: the runtime image and the CPU Triton image (buildah, from a debootstrap base)
+images:
+	@command -v buildah >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { \
+		echo "make images needs buildah and debootstrap: apt-get install buildah debootstrap"; \
+		exit 1; }
+	@$(MAKE) --no-print-directory setup
+	$(PY) -m swapline.devtools.images build
+
+## images-test: every service from its image, one distributed swap job through them
+images-test: setup
+	$(PY) -m pytest -q -ra tests/images
 
 ## demo: swap the bundled d10 clip to identity d6 with the committed demo model (embedded)
 demo: setup

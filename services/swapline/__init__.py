@@ -3,7 +3,8 @@
 Packages, lowest layer first (a module imports only from its own layer or
 below; ``tests/unit/test_layering.py`` holds the order):
 
-* ``errors``, ``v1`` (generated protobuf code);
+* ``errors``, ``commands``, ``v1`` (generated protobuf code): domain errors,
+  how a swapline command line is started;
 * ``concurrency``, ``media``: bounded parallel maps, streaming decode;
 * ``stages``: each stage's logic as plain code, no gRPC;
 * ``config``, ``protocol``, ``train``: typed configuration per process role;

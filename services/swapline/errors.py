@@ -30,6 +30,11 @@ class PermissionDeniedError(SwaplineError):
     """A path or resource is outside what the caller may use."""
 
 
+class FailedPreconditionError(SwaplineError):
+    """The system is not in a state to do this (a capability this server was
+    deployed without)."""
+
+
 class ResourceExhaustedError(SwaplineError):
     """The server is at capacity; retry later (after ``retry_after_seconds``,
     when the server says)."""

@@ -113,7 +113,9 @@ def test_the_rendered_chart_can_run_a_distributed_job() -> None:
             orchestrator[f"SWAPLINE_{stage.upper()}_ADDR"].removeprefix("dns:///").split(":")
         )
         assert host == f"swapline-{stage}" and int(port) in services[stage]
-    triton_host, triton_port = env("swapper")["SWAPLINE_TRITON_URL"].split(":")
+    triton_host, triton_port = (
+        env("swapper")["SWAPLINE_TRITON_URL"].removeprefix("dns:///").split(":")
+    )
     assert int(triton_port) in services[triton_host.removeprefix("swapline-")]
 
     work_dir = orchestrator["SWAPLINE_WORK_DIR"]

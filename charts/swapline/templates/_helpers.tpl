@@ -37,3 +37,27 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end -}}
+
+{{/* The models volume is mounted at /models; Triton serves the folder
+repository/ inside it, and exports stage a new entry beside that folder (on
+the same volume) before renaming it in. */}}
+{{- define "swapline.modelRepository" -}}
+/models/repository
+{{- end -}}
+
+{{/* Where a pod is scheduled: selector, affinity and tolerations of a
+values block, each only when set. */}}
+{{- define "swapline.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from swapline import __version__
 from swapline.cli import extract, model, operate, swap
 from swapline.concurrency import set_background_nice
 from swapline.config import ClientConfig
@@ -20,6 +21,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swapline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"swapline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (extract, model, swap, operate):
         group.register(sub)

@@ -69,6 +69,12 @@ def _register_train(sub: Subparsers) -> None:
         metavar="REF",
         help="consent reference for B's face (default: from its faceset)",
     )
+    tr.add_argument(
+        "--progress-file",
+        default=None,
+        metavar="FILE",
+        help="keep steps and loss in this JSON file while training (for an orchestrator)",
+    )
     add_quiet(tr)
     tr.set_defaults(func=run_train)
 
@@ -106,8 +112,18 @@ def run_train(args: argparse.Namespace) -> int:
         identities=identities,
     )
 
+    if args.export_to:
+        from swapline.model.export import staging_parent
+
+        staging_parent(args.export_to)  # fails now, not after training
+
     def progress(total: int | None, initial: int) -> Any:
-        return progress_bar("train", "step", args.quiet, total, initial)
+        bar = progress_bar("train", "step", args.quiet, total, initial)
+        if args.progress_file:
+            from swapline.jobs import ProgressFile
+
+            return _ReportedProgress(bar, ProgressFile(Path(args.progress_file)), total, initial)
+        return bar
 
     try:
         result = train(options, progress)
@@ -127,6 +143,27 @@ def run_train(args: argparse.Namespace) -> int:
         except InvalidInputError as exc:  # the float model serves everywhere
             print(f"no int8 variant: {exc}")
     return 0
+
+
+class _ReportedProgress:
+    """The progress bar, also kept in a progress file."""
+
+    def __init__(self, bar: Any, file: Any, total: int | None, initial: int) -> None:
+        self.bar, self.file = bar, file
+        self.total, self.done, self.loss = total or 0, initial, float("nan")
+
+    def update(self, steps: int) -> None:
+        self.bar.update(steps)
+        self.done += steps
+
+    def set_postfix(self, loss: str, refresh: bool = False) -> None:
+        self.bar.set_postfix(loss=loss, refresh=refresh)
+        self.loss = float(loss)
+        self.file.write(self.done, self.total, self.loss)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.file.write(self.done, self.total, self.loss, force=True)
 
 
 def _register_export(sub: Subparsers) -> None:

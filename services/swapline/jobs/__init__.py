@@ -14,6 +14,8 @@ from swapline.jobs._store import (
 from swapline.jobs._training import (
     InProcessTraining,
     KubernetesTraining,
+    NoTraining,
+    ProgressFile,
     TrainingLauncher,
     TrainingRequest,
     TrainingRun,
@@ -31,6 +33,8 @@ __all__ = [
     "JobStore",
     "KubernetesTraining",
     "LeaseLostError",
+    "NoTraining",
+    "ProgressFile",
     "TrainingLauncher",
     "TrainingRequest",
     "TrainingRun",

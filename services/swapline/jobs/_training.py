@@ -17,9 +17,15 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from swapline.errors import InvalidInputError, NotFoundError, SwaplineError, UnavailableError
+from swapline.errors import (
+    FailedPreconditionError,
+    InvalidInputError,
+    NotFoundError,
+    SwaplineError,
+    UnavailableError,
+)
 from swapline.jobs._database import Database
 from swapline.jobs._store import JobState
 from swapline.model.extract import MANIFEST
@@ -62,8 +68,11 @@ class TrainingRequest:
                     "agreed to this use (TrainModelRequest.identities or `extract --consent`)"
                 )
 
-    def train_arguments(self, work_dir: Path, repository: Path) -> list[str]:
-        """``swapline`` arguments that train this run and export the model."""
+    def train_arguments(
+        self, work_dir: Path, repository: Path, progress: Path | None = None
+    ) -> list[str]:
+        """``swapline`` arguments that train this run and export the model
+        (and report its steps and loss to ``progress``)."""
         args = [
             "train",
             "--src",
@@ -85,7 +94,39 @@ class TrainingRequest:
         for role, name, consent in self.identities:
             flag = "src" if role == "source" else "dst"
             args += [f"--{flag}-name", name, f"--{flag}-consent", consent]
+        if progress is not None:
+            args += ["--progress-file", str(progress)]
         return args
+
+
+class ProgressFile:
+    """A training process's steps and loss in a small JSON file, rewritten
+    whole (at most every ``interval`` seconds), so that the orchestrator can
+    report a run that trains in another pod."""
+
+    def __init__(self, path: Path, interval: float = 2.0) -> None:
+        self.path = path
+        self.interval = interval
+        self._written = 0.0
+
+    def write(self, steps_done: int, steps_total: int, loss: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._written < self.interval:
+            return
+        self._written = now
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"steps_done": steps_done, "steps_total": steps_total, "loss": loss}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.path)
+
+    def read(self) -> tuple[int, int, float] | None:
+        """(steps done, steps in all, loss), or None before the first write."""
+        try:
+            record = json.loads(self.path.read_text())
+            return int(record["steps_done"]), int(record["steps_total"]), float(record["loss"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 @dataclass
@@ -220,6 +261,24 @@ class InProcessTraining:
         store.save(run)
 
 
+class NoTraining:
+    """An orchestrator that cannot train: TrainModel fails at once, saying
+    why (the runtime image has no torch; on a cluster, training runs as a
+    Job from the training image)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def refuse(self) -> NoReturn:
+        raise FailedPreconditionError(f"this orchestrator cannot train: {self.reason}")
+
+    def launch(self, run: TrainingRun, request: TrainingRequest) -> TrainingRun:
+        self.refuse()
+
+    def refresh(self, run: TrainingRun) -> TrainingRun:
+        return run
+
+
 class KubernetesTraining:
     """Creates one Kubernetes Job per run from the chart's Job template."""
 
@@ -255,13 +314,20 @@ class KubernetesTraining:
         pod = job["spec"]["template"]
         pod.setdefault("metadata", {}).setdefault("labels", {})[RUN_LABEL] = run.id
         container = pod["spec"]["containers"][0]
-        container["args"] = request.train_arguments(self.work_dir, self.repository)
+        container["args"] = request.train_arguments(
+            self.work_dir, self.repository, self.progress_path(run)
+        )
         for quantities in container.get("resources", {}).values():
             # YAML gives `nvidia.com/gpu: 1` as a number; the API's type is a
             # quantity string, which the client checks.
             for key, value in quantities.items():
                 quantities[key] = str(value)
         return job
+
+    def progress_path(self, run: TrainingRun) -> Path:
+        """The run's progress file, on the volume the Job and the
+        orchestrator share (the work folder)."""
+        return self.work_dir / ".runs" / f"{run.id}.json"
 
     def launch(self, run: TrainingRun, request: TrainingRequest) -> TrainingRun:
         from kubernetes.client.exceptions import ApiException
@@ -305,6 +371,12 @@ class KubernetesTraining:
             run.state, run.error = JobState.FAILED, "the training Job failed (see its pod's log)"
         elif (status.active or 0) > 0:
             run.state = JobState.RUNNING
+        progress = ProgressFile(self.progress_path(run)).read()
+        if progress is not None:
+            done, total, run.loss = progress
+            if run.state != JobState.SUCCEEDED:
+                run.steps_done = done
+            run.steps_total = total or run.steps_total
         return run
 
 

@@ -47,6 +47,35 @@ class ExportResult:
     onnx_bytes: int
 
 
+def staging_parent(repository: str | os.PathLike[str]) -> Path:
+    """Where a new entry is built before it is renamed into ``repository``
+    (created if missing): the folder above it, which must be writable and on
+    the same filesystem, since a rename cannot cross filesystems and a folder
+    inside the repository would look like a model to a polling Triton.
+
+    Training calls this before it starts, so a repository that cannot take an
+    export fails in seconds, not after hours of training."""
+    repository = Path(repository).absolute()
+    try:
+        repository.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the model repository {repository}: {exc}") from None
+    parent = repository.parent
+    if not os.access(repository, os.W_OK | os.X_OK):
+        problem = f"{repository} is not writable"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"{parent} is not writable"
+    elif parent.stat().st_dev != repository.stat().st_dev:
+        problem = f"{repository} is a mount point"
+    else:
+        return parent
+    raise InvalidInputError(
+        f"cannot export into {repository}: {problem}, so a new entry cannot be staged beside "
+        "it and renamed in; export into a folder inside the volume (the chart mounts the "
+        "models volume at /models and serves /models/repository)"
+    )
+
+
 def load_checkpoint_model(model_dir: Path) -> tuple[Any, dict[str, Any]]:
     """The trained SwapModel (eval mode, CPU) and its model.json."""
     import torch
@@ -191,11 +220,10 @@ def export_model(
     res = model.config.resolution
     wrapper = SwapExport(model).eval()
     repository = Path(repository)
-    repository.mkdir(parents=True, exist_ok=True)
     entry = repository / name
     # Built beside the repository and renamed in: a watching server never
     # sees a half-written entry.
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=repository.absolute().parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=staging_parent(repository)))
     staging.chmod(0o755)
     try:
         onnx_path = staging / "1" / "model.onnx"

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import sysconfig
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from swapline.commands import Command, local_command
 from swapline.stages.model_contract import (
     INPUT,
     OUTPUTS,
@@ -169,26 +169,16 @@ def start_triton(
     model: str | None = None,
     timeout: float = 180.0,
     detach: bool = False,
+    command: Command = local_command,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts ``swapline triton`` as a subprocess and waits until the server
-    (and ``model``, if named) is ready; the process and its gRPC address."""
+    """Starts ``swapline triton`` as a subprocess (or as ``command`` runs it:
+    in a container) and waits until the server (and ``model``, if named) is
+    ready; the process and its gRPC address."""
     import tritonclient.grpc as triton_grpc
 
+    args = ["triton", "--repository", str(repository), "--grpc-port", str(grpc_port)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "swapline.cli",
-            "triton",
-            "--repository",
-            str(repository),
-            "--grpc-port",
-            str(grpc_port),
-            "--http-port",
-            str(http_port),
-            "--metrics-port",
-            str(metrics_port),
-        ],
+        command([*args, "--http-port", str(http_port), "--metrics-port", str(metrics_port)], {}),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=detach,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 
 from swapline.errors import (
+    FailedPreconditionError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -25,6 +26,7 @@ STATUS_BY_ERROR: tuple[tuple[type[SwaplineError], grpc.StatusCode], ...] = (
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 _ERROR_BY_STATUS = {code: kind for kind, code in STATUS_BY_ERROR}
 # Codes whose details speak for themselves: the caller's own mistake.
@@ -33,6 +35,7 @@ _CALLER_ERRORS = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

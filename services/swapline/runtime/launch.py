@@ -8,13 +8,13 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from swapline.commands import Command, local_command
 from swapline.concurrency import background_nice
 from swapline.runtime.pki import LocalSecurity, shared_security
 
@@ -117,9 +117,11 @@ def start_server(
     metrics_port: int | None = None,
     detach: bool = False,
     security: LocalSecurity | None = None,
+    command: Command = local_command,
 ) -> ServerProcess:
     """Starts ``swapline serve NAME`` on loopback and waits until its health
-    check says SERVING. ``detach`` lets it outlive this process (``make up``).
+    check says SERVING. ``detach`` lets it outlive this process (``make up``);
+    ``command`` runs it elsewhere (in a container).
 
     It serves with TLS and authentication, from ``security`` or this
     process's :func:`~swapline.runtime.pki.shared_security`, unless ``env``
@@ -139,20 +141,9 @@ def start_server(
         # Servers started here share one machine: face work yields to the
         # encoder, as it does in embedded mode (see lower_thread_priority).
         full_env.setdefault("SWAPLINE_NICE", str(background_nice()))
+    args = ["serve", name, "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "swapline.cli",
-            "serve",
-            name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            str(metrics_port),
-        ],
+        command([*args, "--metrics-port", str(metrics_port)], env),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=full_env,

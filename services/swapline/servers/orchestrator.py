@@ -19,6 +19,7 @@ from swapline.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    SwaplineError,
     UnavailableError,
 )
 from swapline.jobs import (
@@ -30,6 +31,7 @@ from swapline.jobs import (
     JobStore,
     KubernetesTraining,
     LeaseLostError,
+    NoTraining,
     TrainingLauncher,
     TrainingRequest,
     TrainingStore,
@@ -315,6 +317,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         roots and carry (or be given) a consent reference. Admins only: a
         model trained here serves every job."""
         require_admin("training a model")
+        if isinstance(self.training, NoTraining):
+            self.training.refuse()
         training = TrainingRequest(
             name=request.name,
             source=self.roots.resolve(request.source_faceset_uri),
@@ -417,7 +421,30 @@ def training_backend(
             template, orchestrator.namespace, work_dir, repository
         )
         return store, launcher
+    reason = in_process_training_problem(repository)
+    if reason:
+        return store, NoTraining(reason)
     return store, InProcessTraining(store, work_dir, repository)
+
+
+def in_process_training_problem(repository: Path) -> str:
+    """Why this process cannot train and export (torch missing, as in the
+    runtime image; a read-only model repository), or ''."""
+    import importlib.util
+
+    from swapline.model.export import staging_parent
+
+    if importlib.util.find_spec("torch") is None:
+        return (
+            "torch is not installed (the runtime image has none); train with "
+            "`swapline train` on a GPU machine, or on a cluster with the chart's "
+            "orchestrator.trainOnCluster"
+        )
+    try:
+        staging_parent(repository)
+    except SwaplineError as exc:
+        return str(exc)
+    return ""
 
 
 def make_stages(config: ServerConfig, orchestrator: OrchestratorConfig) -> Stages:

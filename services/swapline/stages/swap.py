@@ -201,6 +201,21 @@ class OnnxEngine:
         return result
 
 
+def triton_channel_args() -> list[tuple[str, Any]]:
+    """tritonclient's own channel settings plus round-robin balancing: with a
+    ``dns:///`` address of a headless Service, calls spread over every Triton
+    pod the name resolves to (re-resolved as pods come and go), where the
+    default policy would keep one connection to one pod for good."""
+    return [
+        ("grpc.max_send_message_length", 2**31 - 1),
+        ("grpc.max_receive_message_length", 2**31 - 1),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+    ]
+
+
 class TritonEngine:
     """Runs repository models on an NVIDIA Triton server over gRPC.
 
@@ -215,7 +230,7 @@ class TritonEngine:
         self.repository = repository
         self.timeout = timeout
         self._grpc = triton_grpc
-        self._client = triton_grpc.InferenceServerClient(url)
+        self._client = triton_grpc.InferenceServerClient(url, channel_args=triton_channel_args())
 
     def ready(self, model: str) -> bool:
         from tritonclient.utils import InferenceServerException
