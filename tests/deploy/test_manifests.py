@@ -261,3 +261,17 @@ def test_the_triton_hpa_metric_is_served_per_pod_by_the_shipped_adapter_rule() -
     assert series in recorded
     assert "by (namespace, pod)" in recorded[series]
     assert "2000 * " in recorded[series] and "nv_inference_request_success" in recorded[series]
+
+
+def test_the_chart_s_default_images_are_the_ones_make_images_builds() -> None:
+    from swapline.devtools.images import RUNTIME, TRITON_CPU
+
+    stages = {
+        c["image"]
+        for name, pod in pods(manifests("values.yaml")).items()
+        if name not in ("swapline-triton", "training-job")
+        for c in pod["containers"]
+    }
+    assert stages == {RUNTIME.name}
+    triton = pods(manifests("cpu-nodes.yaml"))["swapline-triton"]["containers"][0]
+    assert triton["image"] == TRITON_CPU.name

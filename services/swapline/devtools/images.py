@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import shutil
 import subprocess
@@ -137,13 +138,44 @@ def gather_wheels(checkout: Path, context: Path) -> None:
         raise ImageError("gathering wheels failed: " + result.stderr.strip()[-800:])
 
 
+INPUTS_LABEL = "io.swapline.inputs"
+
+
+def inputs_digest(checkout: Path, image: Image) -> str:
+    """What an image is made of: the package's sources, its pins, the
+    Containerfile and the extras (an image whose label matches is current)."""
+    digest = hashlib.sha256(image.extras.encode())
+    files = [checkout / "pyproject.toml", checkout / "constraints.txt"]
+    files += [checkout / "deploy" / "images" / "Containerfile"]
+    files += sorted((checkout / "services" / "swapline").rglob("*.py*"))
+    for path in files:
+        if "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(checkout)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def label(name: str, key: str) -> str:
+    info = json.loads(buildah("inspect", "--type", "image", name))
+    return str((info["OCIv1"]["config"].get("Labels") or {}).get(key, ""))
+
+
 def build(checkout: Path, context: Path, refresh_base: bool = False) -> list[str]:
-    """Builds the base (if missing) and every image; their names."""
+    """Builds the base (if missing) and every image not already built from
+    these sources; their names."""
     require_tools()
     build_base(refresh_base)
-    gather_wheels(checkout, context)
     containerfile = checkout / "deploy" / "images" / "Containerfile"
-    for image in IMAGES:
+    stale = [
+        image
+        for image in IMAGES
+        if refresh_base
+        or not exists(image.name)
+        or label(image.name, INPUTS_LABEL) != inputs_digest(checkout, image)
+    ]
+    if stale:
+        gather_wheels(checkout, context)
+    for image in stale:
         buildah(
             "bud",
             "--isolation",
@@ -154,6 +186,8 @@ def build(checkout: Path, context: Path, refresh_base: bool = False) -> list[str
             f"BASE={BASE}",
             "--build-arg",
             f"EXTRAS={image.extras}",
+            "--label",
+            f"{INPUTS_LABEL}={inputs_digest(checkout, image)}",
             "-t",
             image.name,
             "-f",
