@@ -162,7 +162,7 @@ def label(name: str, key: str) -> str:
 
 def build(checkout: Path, context: Path, refresh_base: bool = False) -> list[str]:
     """Builds the base (if missing) and every image not already built from
-    these sources; their names."""
+    these sources; the names of those it built."""
     require_tools()
     build_base(refresh_base)
     containerfile = checkout / "deploy" / "images" / "Containerfile"
@@ -196,7 +196,7 @@ def build(checkout: Path, context: Path, refresh_base: bool = False) -> list[str
         )
     # Intermediate build stages are not kept (vfs stores every layer whole).
     subprocess.run(["buildah", *STORAGE, "rmi", "--prune"], capture_output=True)
-    return [image.name for image in IMAGES]
+    return [image.name for image in stale]
 
 
 @dataclass(frozen=True)
@@ -300,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             checkout = Path.cwd()
             context = Path(args.context).absolute()
             context.mkdir(parents=True, exist_ok=True)
-            for name in build(checkout, context, args.refresh_base):
-                print(f"built {name}")
+            built = build(checkout, context, args.refresh_base)
+            for image in IMAGES:
+                print(f"{image.name}: {'built' if image.name in built else 'up to date'}")
         print(report())
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)
