@@ -187,6 +187,11 @@ def test_the_model_repository_is_one_folder_and_training_exports_beside_it(
         else:
             assert mount.get("readOnly") is True, (values_file, name)
     assert len(claims) == 1, claims
+    # On a new volume the folder is made before Triton starts.
+    (init,) = all_pods["swapline-triton"]["initContainers"]
+    assert init["command"] == ["mkdir", "-p", served]
+    (mount,) = init["volumeMounts"]
+    assert not mount.get("readOnly") and served.startswith(mount["mountPath"] + "/")
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES)
